@@ -1,0 +1,108 @@
+# Everything a person runs. `make help` lists the targets.
+# The only prerequisite is python3 (3.11+): the first target run builds the tool virtualenv.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON        ?= python3
+HOST          ?= 127.0.0.1
+ENDPOINT_PORT ?= 8080
+API_PORT      ?= 3000
+RUN_DIR       ?= .run
+MODEL         ?= $(RUN_DIR)/model/model.tar.gz
+IMAGES        ?=
+DATA          ?=
+EPOCHS        ?= 5
+SHARED_PHOTOS := ../shared/data/dog-photos
+SAMPLE_PHOTOS := $(SHARED_PHOTOS)/udacity-samples
+
+TOOLS     := .venv/tools
+TOX       := $(TOOLS)/bin/tox
+STACK_BIN := .tox/stack/bin
+STACK     := $(PYTHON) scripts/localstack.py --run-dir $(RUN_DIR) --host $(HOST) \
+             --endpoint-port $(ENDPOINT_PORT) --api-port $(API_PORT)
+API_URL   := http://$(HOST):$(API_PORT)
+
+.PHONY: help test test-client test-lambda test-trainer test-terraform test-e2e stack-env model \
+        up down status logs demo demo-train lambda-zip bench lock clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
+	  awk 'BEGIN {FS = ":.*?## "}; {printf "  %-15s %s\n", $$1, $$2}'
+	@echo "Variables: HOST=$(HOST) ENDPOINT_PORT=$(ENDPOINT_PORT) API_PORT=$(API_PORT) IMAGES=... DATA=... EPOCHS=$(EPOCHS)"
+
+$(TOX):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check -c requirements/tools.txt tox
+
+test: $(TOX) ## run every test: each service, the Terraform checks and the end-to-end stack
+	$(TOX) run -e client,lambda,trainer,terraform,stack
+
+test-client: $(TOX) ## run the dogclient tests
+	$(TOX) run -e client
+test-lambda: $(TOX) ## run the inference Lambda tests
+	$(TOX) run -e lambda
+test-trainer: $(TOX) ## run the trainer and serving tests
+	$(TOX) run -e trainer
+test-terraform: $(TOX) ## run fmt, validate, terraform test, checkov and the moto apply/destroy
+	$(TOX) run -e terraform
+test-e2e: $(TOX) ## run the end-to-end tests through the local stack
+	$(TOX) run -e stack
+
+stack-env: $(STACK_BIN)/dogbreed ## build the virtualenv the local stack runs in (.tox/stack)
+$(STACK_BIN)/dogbreed: $(TOX) services/*/pyproject.toml requirements/constraints.txt
+	$(TOX) run -e stack --notest
+	@touch $@
+
+model: $(MODEL) ## build the offline starter model (ImageNet EfficientNet-Lite0 restricted to dog breeds)
+$(MODEL): $(STACK_BIN)/dogbreed
+	$(STACK_BIN)/dogbreed package --pretrained imagenet-dogs --output-dir $(dir $(MODEL))
+
+up: stack-env $(MODEL) ## start the endpoint server and the API front in the background (idempotent)
+	@$(STACK) up --model $(MODEL)
+
+down: ## stop what `make up` started
+	@$(STACK) down
+
+status: ## show whether the local services run and answer
+	@$(STACK) status
+
+logs: ## show the last lines of the local services' logs
+	@$(STACK) logs
+
+demo: up ## set up, serve the starter model and classify photos (IMAGES=... to pick your own)
+	@images="$(IMAGES)"; \
+	if [ -z "$$images" ] && [ -d "$(SAMPLE_PHOTOS)" ]; then images="$(SAMPLE_PHOTOS)"; fi; \
+	if [ -z "$$images" ]; then \
+	  echo "No photos to classify: pass your own, e.g. make demo IMAGES='~/Pictures/dog.jpg other.png'"; \
+	else \
+	  echo "== dogclient predict $$images"; \
+	  $(STACK_BIN)/dogclient predict --api-url $(API_URL) --top-k 3 $$images; \
+	fi
+	@echo
+	@echo "The stack keeps running (make status, make logs, make down). Try it yourself:"
+	@echo "  $(STACK_BIN)/dogclient predict --api-url $(API_URL) path/to/dog.jpg"
+	@echo "  curl -s $(API_URL)/health"
+	@echo "  curl -s -X POST $(API_URL)/predict -H 'Content-Type: image/jpeg' --data-binary @path/to/dog.jpg"
+
+demo-train: stack-env ## fine-tune on DATA=folder, package, serve the new model, print the evaluation
+	@test -n "$(DATA)" || { echo "usage: make demo-train DATA=path/to/labelled/photos [EPOCHS=$(EPOCHS)]"; exit 2; }
+	$(STACK_BIN)/dogbreed train --data "$(DATA)" --backbone efficientnet_lite0 --weights imagenet \
+	  --epochs $(EPOCHS) --output-dir $(RUN_DIR)/trained
+	@$(STACK) restart-endpoint --model $(RUN_DIR)/trained/model.tar.gz
+	@cat $(RUN_DIR)/trained/report/summary.md 2>/dev/null || true
+
+lambda-zip: $(TOX) ## build the Lambda deployment zip (services/inference_lambda/dist/inference_lambda.zip)
+	$(TOX) run -e lambda --notest
+	.tox/lambda/bin/python services/inference_lambda/build_zip.py
+
+bench: stack-env ## run the benchmarks; results land in bench/results/
+	$(STACK_BIN)/python bench/bench_train.py
+	$(STACK_BIN)/python bench/bench_serving.py
+	.tox/stack/bin/python bench/bench_lambda.py
+
+lock: $(TOX) ## re-pin requirements/constraints.txt from the current tox environments
+	$(PYTHON) scripts/lock.py
+
+clean: down ## remove virtualenvs, build outputs and local stack state
+	rm -rf .venv .tox $(RUN_DIR) services/*/dist
