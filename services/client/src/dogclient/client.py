@@ -150,7 +150,7 @@ class DogClient:
     def __repr__(self) -> str:  # never shows the key
         return f"DogClient({self.api_url!r}, api_key={'***' if self.api_key else None})"
 
-    def __enter__(self) -> "DogClient":
+    def __enter__(self) -> DogClient:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -163,9 +163,7 @@ class DogClient:
             self._sessions.clear()
         self._local = threading.local()
 
-    def predict(
-        self, image: str | os.PathLike[str] | bytes | bytearray | memoryview, top_k: int = 5
-    ) -> Prediction:
+    def predict(self, image: str | os.PathLike[str] | bytes | bytearray | memoryview, top_k: int = 5) -> Prediction:
         """Classify a local image (a path or its bytes). Raises ``ImageError`` before any request if it
         cannot be sent."""
         prepared = prepare_image(image, max_side=self.max_side, max_bytes=self.max_image_bytes)
@@ -244,6 +242,4 @@ def _json_body(response: requests.Response) -> Any:
     try:
         return response.json()
     except ValueError:
-        raise ApiError(
-            response.status_code, "invalid_response", "the API's answer is not JSON"
-        ) from None
+        raise ApiError(response.status_code, "invalid_response", "the API's answer is not JSON") from None

@@ -92,13 +92,11 @@ def resolve_settings(
     if not api_url and saved.get("api_url"):
         api_url, source = saved["api_url"], str(path)
     if not api_url:
-        raise ConfigError(
-            f"no API URL: pass --api-url, set {API_URL_ENV} or run `dogclient configure`"
-        )
+        raise ConfigError(f"no API URL: pass --api-url, set {API_URL_ENV} or run `dogclient configure`")
     api_url = normalise_api_url(api_url)
-    if not api_key and saved.get("api_key") and saved.get("api_url"):
-        if normalise_api_url(saved["api_url"]) == api_url:
-            api_key = saved["api_key"]
+    saved_url = saved.get("api_url")
+    if not api_key and saved.get("api_key") and saved_url and normalise_api_url(saved_url) == api_url:
+        api_key = saved["api_key"]
     return Settings(api_url=api_url, api_key=api_key or None, source=source)
 
 
@@ -161,7 +159,8 @@ def _parse_output_document(text: str, origin: str) -> dict[str, Any]:
 def _terraform_error(stderr: str) -> str:
     lines = [line.strip(" │╷╵\t") for line in stderr.splitlines()]
     lines = [line for line in lines if line]
-    for line in lines:
+    for index, line in enumerate(lines):
         if line.startswith("Error:"):
-            return line
+            detail = lines[index + 1] if index + 1 < len(lines) and not lines[index + 1].startswith("Error:") else ""
+            return f"{line}: {detail}" if detail else line
     return lines[-1] if lines else "no error message"

@@ -36,7 +36,7 @@ class Prediction:
         return self.breeds[0] if self.breeds else None
 
     @classmethod
-    def from_response(cls, document: Any, status: int = 200) -> "Prediction":
+    def from_response(cls, document: Any, status: int = 200) -> Prediction:
         """Parse ``POST /predict``'s body; a body of another shape is an ``invalid_response`` error."""
         try:
             breeds = [
