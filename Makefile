@@ -92,7 +92,7 @@ demo-train: stack-env ## fine-tune on DATA=folder, package, serve the new model,
 	@$(STACK) restart-endpoint --model $(RUN_DIR)/trained/model.tar.gz
 	@cat $(RUN_DIR)/trained/report/summary.md 2>/dev/null || true
 
-lambda-zip: $(TOX) ## build the Lambda deployment zip (services/inference_lambda/dist/inference_lambda.zip)
+lambda-zip: $(TOX) ## build the Lambda deployment zip (dist/inference_lambda.zip)
 	$(TOX) run -e lambda --notest
 	.tox/lambda/bin/python services/inference_lambda/build_zip.py
 
@@ -105,4 +105,4 @@ lock: $(TOX) ## re-pin requirements/constraints.txt from the current tox environ
 	$(PYTHON) scripts/lock.py
 
 clean: down ## remove virtualenvs, build outputs and local stack state
-	rm -rf .venv .tox $(RUN_DIR) services/*/dist
+	rm -rf .venv .tox $(RUN_DIR) dist

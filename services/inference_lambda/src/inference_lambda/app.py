@@ -1,0 +1,284 @@
+"""The Lambda function behind API Gateway (REST API, Lambda proxy integration, payload format v1).
+
+Handler: `inference_lambda.app.handler`. Logger, metrics, resolver and the SageMaker runtime client live at
+module level so one execution environment reuses them across invocations. The client is a plain
+`boto3.client("sagemaker-runtime")`: locally the front sets AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME, so nothing
+here knows whether it runs on AWS.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from botocore.config import Config
+
+from . import __version__
+from .endpoint import EndpointCaller, wrap_unmodeled_errors
+from .errors import ApiError
+from .predict_request import Limits, PredictRequest, parse_predict_request, single_query_values
+from .settings import Settings
+from .url_fetch import UrlFetcher, UrlPolicy
+
+settings = Settings.from_env()
+
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "dogbreed-api")
+metrics = Metrics(
+    namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "DogBreed",
+    service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "dogbreed-api",
+)
+
+sagemaker_runtime = boto3.client(
+    "sagemaker-runtime",
+    config=Config(
+        connect_timeout=settings.endpoint_connect_timeout_seconds,
+        read_timeout=settings.endpoint_timeout_seconds,
+        # botocore would also retry 5xx and timeouts; EndpointCaller retries throttling only.
+        retries={"total_max_attempts": 1},
+    ),
+)
+sagemaker_runtime.meta.events.register("after-call.sagemaker-runtime.InvokeEndpoint", wrap_unmodeled_errors)
+
+endpoint = EndpointCaller(
+    sagemaker_runtime,
+    settings.endpoint_name,
+    max_attempts=settings.endpoint_max_attempts,
+    read_timeout_seconds=settings.endpoint_timeout_seconds,
+    max_payload_bytes=settings.endpoint_max_payload_bytes,
+)
+url_fetcher = UrlFetcher(
+    UrlPolicy(
+        max_bytes=settings.max_image_bytes,
+        allow_http=settings.allow_http_urls,
+        allowed_ports=frozenset(settings.url_allowed_ports),
+        max_redirects=settings.url_max_redirects,
+        timeout_seconds=settings.url_fetch_timeout_seconds,
+    )
+)
+limits = Limits(
+    max_image_bytes=settings.max_image_bytes,
+    max_batch_images=settings.max_batch_images,
+    default_top_k=settings.default_top_k,
+    max_top_k=settings.max_top_k,
+)
+
+
+def _cors_config(origins: tuple[str, ...]) -> CORSConfig | None:
+    if not origins:
+        return None
+    return CORSConfig(
+        allow_origin=origins[0],
+        extra_origins=list(origins[1:]),
+        expose_headers=["X-Request-Id"],
+        max_age=600,
+    )
+
+
+app = APIGatewayRestResolver(cors=_cors_config(settings.allowed_origins))
+
+# Path -> methods, for telling 405 from 404 (keep in step with the routes below and openapi.json).
+ROUTE_METHODS: dict[str, tuple[str, ...]] = {
+    "/predict": ("POST",),
+    "/health": ("GET",),
+    "/openapi.json": ("GET",),
+}
+_openapi_document: str | None = None
+
+
+# -- routes -------------------------------------------------------------------------------------------
+
+
+@app.post("/predict")
+def predict() -> Response:
+    event = app.current_event
+    request = parse_predict_request(
+        content_type=_header("Content-Type"),
+        body=event.body,
+        is_base64_encoded=event.is_base64_encoded,
+        query_top_k=single_query_values(
+            event.multi_value_query_string_parameters, event.query_string_parameters, "top_k"
+        ),
+        limits=limits,
+        fetch_url=_fetch_url,
+    )
+    encoded = [base64.b64encode(image).decode("ascii") for image in request.images]
+    payload: dict[str, Any] = (
+        {"images": encoded, "top_k": request.top_k} if request.batch else {"image": encoded[0], "top_k": request.top_k}
+    )
+    result = endpoint.invoke(payload, remaining_seconds=_remaining_seconds)
+    body = _check_endpoint_body(result.body, request)
+
+    metrics.add_metric(name="ImagesClassified", unit=MetricUnit.Count, value=len(request.images))
+    metrics.add_metric(name="EndpointLatency", unit=MetricUnit.Milliseconds, value=round(result.seconds * 1000, 2))
+    logger.info(
+        "Classified",
+        extra={
+            "source": request.source,
+            "images": len(request.images),
+            "image_bytes": sum(len(image) for image in request.images),
+            "top_k": request.top_k,
+            "endpoint_ms": round(result.seconds * 1000, 2),
+            "endpoint_attempts": result.attempts,
+        },
+    )
+    body["request_id"] = _request_id()
+    return _json_response(200, body, extra_headers={"Cache-Control": "no-store"})
+
+
+@app.get("/health")
+def health() -> Response:
+    return _json_response(
+        200,
+        {
+            "status": "ok",
+            "endpoint_name": settings.endpoint_name,
+            "version": __version__,
+            "request_id": _request_id(),
+        },
+    )
+
+
+@app.get("/openapi.json")
+def openapi_document() -> Response:
+    global _openapi_document
+    if _openapi_document is None:
+        from importlib import resources  # imported here: ~10 ms of cold start for a rarely used route
+
+        _openapi_document = resources.files(__package__).joinpath("openapi.json").read_text(encoding="utf-8")
+    return Response(status_code=200, content_type="application/json", body=_openapi_document)
+
+
+# -- errors: every failure becomes its response here, and only here ------------------------------------
+
+
+@app.exception_handler(ApiError)
+def handle_api_error(error: ApiError) -> Response:
+    if error.status >= 500:
+        metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
+        logger.error("Request failed", extra={"status": error.status, "code": error.code, "detail": error.message})
+    else:
+        metrics.add_metric(name="ClientErrors", unit=MetricUnit.Count, value=1)
+        logger.info("Request rejected", extra={"status": error.status, "code": error.code, "detail": error.message})
+    return _error_response(error)
+
+
+@app.exception_handler(Exception)
+def handle_unexpected_error(error: Exception) -> Response:
+    # A bug: full traceback to the logs, a generic message to the client.
+    logger.exception("Unhandled error")
+    metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
+    return _error_response(ApiError("internal_error", "Internal error. Quote the request_id when reporting it."))
+
+
+@app.not_found
+def handle_not_found(_: Exception) -> Response:
+    path = app.current_event.path
+    allowed = ROUTE_METHODS.get(path)
+    if allowed:
+        error = ApiError(
+            "method_not_allowed",
+            f"{app.current_event.http_method} is not allowed on {path}; use {', '.join(allowed)}.",
+            headers={"Allow": ", ".join(allowed)},
+        )
+    else:
+        error = ApiError("not_found", "No such resource. The API serves POST /predict and GET /health.")
+    return handle_api_error(error)
+
+
+def record_latency(resolver: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
+    started = time.perf_counter()
+    try:
+        return next_middleware(resolver)
+    finally:
+        metrics.add_metric(
+            name="RequestLatency", unit=MetricUnit.Milliseconds, value=round((time.perf_counter() - started) * 1000, 2)
+        )
+
+
+app.use(middlewares=[record_latency])
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+
+
+def _header(name: str) -> str | None:
+    event = app.current_event
+    value = event.headers.get(name)
+    if value is None:
+        values = event.multi_value_headers.get(name)
+        if values:
+            value = values[-1]
+    return value
+
+
+def _request_id() -> str:
+    request_id = app.current_event.request_context.request_id
+    if request_id:
+        return request_id
+    context = app.lambda_context
+    return getattr(context, "aws_request_id", "") or ""
+
+
+def _remaining_seconds() -> float:
+    context = app.lambda_context
+    get_remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if get_remaining is None:
+        return float("inf")
+    return get_remaining() / 1000
+
+
+def _fetch_url(url: str) -> bytes:
+    fetched = url_fetcher.fetch(url)
+    # Query strings of image URLs are often signatures: log the host only.
+    logger.info(
+        "Fetched image URL", extra={"url_host": _host_of(url), "bytes": len(fetched.data), "redirects": fetched.hops}
+    )
+    return fetched.data
+
+
+def _host_of(url: str) -> str:
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
+
+
+def _check_endpoint_body(body: dict[str, Any], request: PredictRequest) -> dict[str, Any]:
+    if request.batch:
+        results = body.get("results")
+        if not isinstance(results, list) or len(results) != len(request.images):
+            raise ApiError("endpoint_error", "The model endpoint returned an unexpected response.")
+    elif not isinstance(body.get("predictions"), list):
+        raise ApiError("endpoint_error", "The model endpoint returned an unexpected response.")
+    return body
+
+
+def _json_response(status: int, body: dict[str, Any], extra_headers: dict[str, str] | None = None) -> Response:
+    headers = {"X-Request-Id": str(body.get("request_id", "")), **(extra_headers or {})}
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body=json.dumps(body, separators=(",", ":"), ensure_ascii=False),
+        headers=headers,
+    )
+
+
+def _error_response(error: ApiError) -> Response:
+    body = {"error": {"code": error.code, "message": error.message}, "request_id": _request_id()}
+    return _json_response(error.status, body, extra_headers=error.headers)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return app.resolve(event, context)
