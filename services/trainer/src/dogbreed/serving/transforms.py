@@ -6,11 +6,12 @@ Copied into every model artifact: inference preprocesses exactly as evaluation d
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import torch
 from PIL import Image, ImageOps
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms import functional as TF
+
+if TYPE_CHECKING:
+    import torch
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -36,6 +37,11 @@ class EvalPreset:
         self.std = list(std)
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
+        # Imported here: torchvision costs about a second to import, and an ONNX Runtime endpoint
+        # only needs to_rgb from this module (see decoding.preprocess).
+        from torchvision.transforms import InterpolationMode
+        from torchvision.transforms import functional as TF
+
         if image.format == "JPEG" and hasattr(image, "draft"):
             # Decode big JPEGs at a reduced scale (still >= the resize target): several times faster.
             image.draft("RGB", (self.resize_size, self.resize_size))

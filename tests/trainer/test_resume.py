@@ -1,0 +1,143 @@
+"""Checkpoints every epoch, written atomically, and ``--resume`` continuing exactly where a run stopped."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+import dogbreed.train as train_module
+from dogbreed.metric_lines import parse_epoch_line
+from dogbreed.train import atomic_save, cli_main, list_checkpoints
+
+STEPS_PER_EPOCH = 3  # 18 training images, batch size 6
+
+
+@pytest.fixture(autouse=True)
+def outside_sagemaker(monkeypatch):
+    for name in list(os.environ):
+        if name.startswith("SM_") or name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
+            monkeypatch.delenv(name)
+
+
+def run(argv, capsys, on_step_end=None, monkeypatch=None):
+    if on_step_end is not None:
+        real_main = train_module.main
+        monkeypatch.setattr(train_module, "main", lambda args: real_main(args, on_step_end=on_step_end))
+    code = cli_main([str(a) for a in argv])
+    if on_step_end is not None:
+        monkeypatch.undo()
+    captured = capsys.readouterr()
+    return code, [parse_epoch_line(line) for line in captured.out.splitlines() if line.startswith("epoch=")], captured.err
+
+
+def model_state(path):
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
+
+
+def test_a_run_killed_mid_epoch_resumes_there_and_ends_as_if_never_interrupted(dogimages_dir, tmp_path, train_argv, capsys, monkeypatch):
+    # Reference: three epochs in one go.
+    code, reference, stderr = run(train_argv(dogimages_dir, tmp_path / "whole", "--epochs", "3"), capsys)
+    assert code == 0, stderr
+
+    # The same run, killed in the middle of epoch 2.
+    out = tmp_path / "interrupted"
+    argv = train_argv(dogimages_dir, out, "--epochs", "3")
+
+    def crash_in_epoch_two(model, step):
+        if step == STEPS_PER_EPOCH + 1:
+            raise KeyboardInterrupt
+
+    code, before, stderr = run(argv, capsys, crash_in_epoch_two, monkeypatch)
+    assert code == 130 and "resume with --resume auto" in stderr
+    assert [e["epoch"] for e in before] == [1]
+    assert [epoch for epoch, _ in list_checkpoints(out / "checkpoints")] == [1]
+    assert not (out / "model.tar.gz").exists()
+
+    code, after, stderr = run(argv + ["--resume", "auto"], capsys)
+    assert code == 0, stderr
+    assert "checkpoint-epoch001.pth: 1 epoch(s) done" in stderr
+    assert [e["epoch"] for e in after] == [2, 3]  # lost only the epoch it was killed in
+    for resumed_epoch, reference_epoch in zip(after, reference[1:], strict=True):
+        resumed_epoch.pop("epoch_time"), reference_epoch.pop("epoch_time")
+        assert resumed_epoch == pytest.approx(reference_epoch, abs=1e-4)
+
+    resumed = model_state(out / "checkpoints" / "checkpoint-epoch003.pth")
+    whole = model_state(tmp_path / "whole" / "checkpoints" / "checkpoint-epoch003.pth")
+    for key, value in whole.items():
+        assert torch.allclose(resumed[key].float(), value.float(), atol=1e-5), key
+    assert (out / "model.tar.gz").is_file()
+
+
+def test_checkpoint_holds_everything_needed_to_resume(dogimages_dir, tmp_path, train_argv, capsys):
+    out = tmp_path / "out"
+    code, _, stderr = run(train_argv(dogimages_dir, out, "--epochs", "3", "--keep-checkpoints", "2"), capsys)
+    assert code == 0, stderr
+    assert [epoch for epoch, _ in list_checkpoints(out / "checkpoints")] == [2, 3]  # older ones pruned
+    checkpoint = torch.load(out / "checkpoints" / "checkpoint-epoch003.pth", weights_only=True)
+    assert {"model", "optimizer", "scheduler", "scaler", "epoch", "args", "best", "rng", "classes", "history"} <= set(checkpoint)
+    assert checkpoint["epoch"] == 3 and checkpoint["args"]["backbone"] == "resnet18"
+    assert checkpoint["classes"] == ["Affenpinscher", "Afghan hound", "Labrador retriever"]
+    assert checkpoint["scheduler"]["last_epoch"] == 3
+    assert len(checkpoint["optimizer"]["state"]) > 0
+
+    # `dogbreed package --checkpoint` rebuilds the network from it.
+    from dogbreed.artifact import model_from_checkpoint
+
+    model, metadata = model_from_checkpoint(out / "checkpoints" / "checkpoint-epoch003.pth")
+    assert metadata["classes"] == checkpoint["classes"] and metadata["image_size"] == 40
+    assert torch.equal(model.state_dict()["fc.weight"], checkpoint["model"]["fc.weight"])
+
+
+def test_resuming_a_finished_run_trains_no_more_but_still_writes_the_artifact(dogimages_dir, tmp_path, train_argv, capsys):
+    out = tmp_path / "out"
+    assert run(train_argv(dogimages_dir, out), capsys)[0] == 0
+    (out / "model.tar.gz").unlink()
+    code, epochs, stderr = run(train_argv(dogimages_dir, out, "--resume", "auto"), capsys)
+    assert code == 0, stderr
+    assert epochs == [] and (out / "model.tar.gz").is_file()
+
+
+def test_auto_falls_back_to_an_older_checkpoint_when_the_newest_is_damaged(dogimages_dir, tmp_path, train_argv, capsys):
+    out = tmp_path / "out"
+    assert run(train_argv(dogimages_dir, out, "--epochs", "2"), capsys)[0] == 0
+    (out / "checkpoints" / "checkpoint-epoch002.pth").write_bytes(b"damaged")
+    code, epochs, stderr = run(train_argv(dogimages_dir, out, "--epochs", "2", "--resume", "auto"), capsys)
+    assert code == 0, stderr
+    assert "cannot read checkpoint" in stderr and [e["epoch"] for e in epochs] == [2]
+
+
+def test_resume_from_a_missing_file_is_refused(dogimages_dir, tmp_path, train_argv, capsys):
+    code, _, stderr = run(train_argv(dogimages_dir, tmp_path / "out", "--resume", tmp_path / "nope.pth"), capsys)
+    assert code == 2
+    assert stderr.strip().splitlines() == [
+        f"dogbreed train: error: checkpoint not found: {tmp_path / 'nope.pth'}; --resume takes auto, none, or a checkpoint file"
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+def test_resume_with_another_backbone_is_refused(dogimages_dir, tmp_path, train_argv, capsys):
+    out = tmp_path / "out"
+    assert run(train_argv(dogimages_dir, out), capsys)[0] == 0
+    argv = train_argv(dogimages_dir, out, "--resume", "auto")
+    argv[argv.index("resnet18")] = "resnet34"
+    code, _, stderr = run(argv, capsys)
+    assert code == 2
+    assert "was trained with --backbone resnet18, not resnet34; resume with the same arguments" in stderr
+
+
+def test_checkpoints_are_never_half_written(tmp_path, monkeypatch):
+    target = tmp_path / "checkpoint-epoch001.pth"
+    atomic_save({"epoch": 1}, target)
+
+    def failing_save(obj, f):
+        f.write(b"partial")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    with pytest.raises(OSError, match="No space left"):
+        atomic_save({"epoch": 2}, target)
+    monkeypatch.undo()
+    assert torch.load(target, weights_only=True) == {"epoch": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint-epoch001.pth"]
