@@ -1,0 +1,77 @@
+# `dogclient configure --from-terraform` reads these names: keep them stable.
+
+output "api_url" {
+  description = "Invoke URL of the API stage, without a trailing slash."
+  value       = module.api.api_url
+}
+
+output "api_key" {
+  description = "Value of the API key (x-api-key header). Read with: terraform output -raw api_key"
+  value       = module.api.api_key
+  sensitive   = true
+}
+
+output "api_key_id" {
+  description = "ID of the API key."
+  value       = module.api.api_key_id
+}
+
+output "endpoint_name" {
+  description = "Name of the SageMaker endpoint."
+  value       = module.endpoint.endpoint_name
+}
+
+output "bucket_name" {
+  description = "Bucket for training data (data/), model artifacts (models/) and the trainer package (code/)."
+  value       = module.storage.bucket_name
+}
+
+output "trainer_instance_id" {
+  description = "ID of the trainer host; null when enable_trainer_host is false."
+  value       = module.trainer_host.instance_id
+}
+
+output "model_name" {
+  description = "Name of the SageMaker model in service."
+  value       = module.endpoint.model_name
+}
+
+output "lambda_function_name" {
+  description = "Name of the inference Lambda function."
+  value       = module.api.function_name
+}
+
+output "trainer_ssm_command" {
+  description = "Command that opens a shell on the trainer host; null when it is disabled."
+  value       = module.trainer_host.ssm_start_session_command
+}
+
+output "rest_api_id" {
+  description = "ID of the REST API (the tests look its routes up)."
+  value       = module.api.rest_api_id
+}
+
+output "lambda_role_name" {
+  description = "Name of the Lambda role (the tests check its policy)."
+  value       = module.iam.lambda_role_name
+}
+
+output "sagemaker_role_name" {
+  description = "Name of the SageMaker role (the tests check its policy)."
+  value       = module.iam.sagemaker_role_name
+}
+
+output "trainer_role_name" {
+  description = "Name of the trainer host's role (the tests check its policies)."
+  value       = module.iam.trainer_role_name
+}
+
+output "scaling_policy_arn" {
+  description = "ARN of the endpoint's scaling policy."
+  value       = module.endpoint.scaling_policy_arn
+}
+
+output "vpc_id" {
+  description = "ID of the VPC."
+  value       = module.network.vpc_id
+}

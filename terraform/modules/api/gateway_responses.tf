@@ -1,0 +1,71 @@
+# Errors API Gateway answers itself (bad key, throttling, validation) use the same JSON shape and
+# stable codes as the function's errors: {"error": {"code", "message"}, "request_id"}.
+locals {
+  gateway_responses = {
+    BAD_REQUEST_BODY = {
+      status  = "400"
+      code    = "invalid_request"
+      message = "The request body does not match the API's schema: $context.error.validationErrorString"
+    }
+    BAD_REQUEST_PARAMETERS = {
+      status  = "415"
+      code    = "unsupported_media_type"
+      message = "The request needs a Content-Type header: image/jpeg, image/png or application/json."
+    }
+    MISSING_AUTHENTICATION_TOKEN = {
+      status  = "404"
+      code    = "not_found"
+      message = "No such route: the API serves POST /predict and GET /health."
+    }
+    INVALID_API_KEY = {
+      status  = "403"
+      code    = "forbidden"
+      message = "The x-api-key header is missing or not a valid key for this API."
+    }
+    ACCESS_DENIED = {
+      status  = "403"
+      code    = "forbidden"
+      message = "$context.error.messageString"
+    }
+    THROTTLED = {
+      status  = "429"
+      code    = "throttled"
+      message = "Too many requests: slow down and retry."
+    }
+    QUOTA_EXCEEDED = {
+      status  = "429"
+      code    = "quota_exceeded"
+      message = "The API key's daily request quota is used up."
+    }
+    REQUEST_TOO_LARGE = {
+      status  = "413"
+      code    = "payload_too_large"
+      message = "The request body is larger than API Gateway accepts (10 MB)."
+    }
+    INTEGRATION_TIMEOUT = {
+      status  = "504"
+      code    = "endpoint_timeout"
+      message = "The prediction took longer than the API's 29 s limit."
+    }
+    DEFAULT_5XX = {
+      status  = null
+      code    = "internal_error"
+      message = "The API failed to answer; retry later."
+    }
+  }
+}
+
+resource "aws_api_gateway_gateway_response" "this" {
+  for_each = local.gateway_responses
+
+  rest_api_id   = aws_api_gateway_rest_api.this.id
+  response_type = each.key
+  status_code   = each.value.status
+
+  response_templates = {
+    "application/json" = jsonencode({
+      error      = { code = each.value.code, message = each.value.message }
+      request_id = "$context.requestId"
+    })
+  }
+}
