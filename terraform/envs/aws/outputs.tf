@@ -45,3 +45,8 @@ output "trainer_ssm_command" {
   description = "Command that opens a shell on the trainer host; null when it is disabled."
   value       = module.trainer_host.ssm_start_session_command
 }
+
+output "sagemaker_role_arn" {
+  description = "SageMaker execution role (reads data/, writes models/): pass it to dogbreed launch --role."
+  value       = module.iam.sagemaker_role_arn
+}

@@ -42,9 +42,9 @@ variable "lambda_function_name" {
 }
 
 variable "inference_image_repository_names" {
-  description = "ECR repositories of the AWS prebuilt inference images the SageMaker role may pull from."
+  description = "ECR repositories of the AWS prebuilt PyTorch images (inference, and training for dogbreed launch) the SageMaker role may pull from."
   type        = list(string)
-  default     = ["pytorch-inference"]
+  default     = ["pytorch-inference", "pytorch-training"]
 }
 
 variable "create_trainer_instance_profile" {
