@@ -7,9 +7,10 @@ Writes bench/results/serving.json and bench/results/serving.md.
 - Model only (ResNet50, 224 px, random weights -- speed does not depend on them): eager PyTorch fp32,
   ONNX Runtime fp32 and ONNX Runtime static INT8 at batch 1 (and batch 8 per image), median of repeats
   taken before and after the server runs.
-- Server (`dogbreed serve` on 127.0.0.1, the INT8 ResNet50 artifact): time from process start to the
-  first 200 from /ping (twice: cold and warm file cache); one client sending one real ~100 KB JPEG
-  sequentially (p50/p95/p99); 8 concurrent clients (img/s, p50/p95/p99); the same for the eager artifact.
+- Server (`dogbreed serve` on 127.0.0.1), for the INT8 and the fp32 ONNX ResNet50 artifacts: time from
+  process start to the first 200 from /ping (twice: cold and warm file cache); one client sending one
+  real ~100 KB JPEG sequentially (p50/p95/p99), against the same runtime's model-only latency measured
+  in between; 8 concurrent clients (img/s, p50/p95/p99); the same for the eager artifact as reference.
 - Agreement (the real starter model, EfficientNet-Lite0 with ImageNet weights): top-1 among the 118 dog
   breeds, fp32 ONNX and INT8 vs eager fp32, calibrated on 64 Stanford photos and checked on all the
   *other* photos of ../shared/data/dog-photos.
@@ -107,7 +108,7 @@ def sample_jpeg(photos: Path) -> Path:
 
 
 def build_artifacts(work: Path, calibration: list[Path], threads: int) -> dict[str, Path]:
-    """ResNet50 (random weights, the starter's 1000 outputs) as an eager and an INT8 artifact."""
+    """ResNet50 (random weights, the starter's 1000 outputs) as an eager, an fp32 ONNX and an INT8 artifact."""
     import torch
     from dogbreed import optimize
     from dogbreed.artifact import build_metadata, write_artifact
@@ -130,9 +131,13 @@ def build_artifacts(work: Path, calibration: list[Path], threads: int) -> dict[s
     document = json.loads((int8 / "metadata.json").read_text())
     document.update(updates)
     (int8 / "metadata.json").write_text(json.dumps(document, indent=2))
-    fp32 = work / "resnet50-fp32.onnx"
-    optimize.export_onnx(model, 224, fp32)
-    return {"eager": eager, "int8": int8, "fp32_onnx": fp32, "model": model}
+    fp32 = write_artifact(model, metadata, work / "resnet50-onnx", "eager", layout="dir")
+    # No check photos: build_runtime still verifies the fp32 export against eager logits.
+    updates = optimize.build_runtime(model, metadata, fp32, "onnx", (), min_agreement=0.0)
+    document = json.loads((fp32 / "metadata.json").read_text())
+    document.update(updates)
+    (fp32 / "metadata.json").write_text(json.dumps(document, indent=2))
+    return {"eager": eager, "int8": int8, "onnx": fp32, "fp32_onnx": fp32 / "model.onnx", "model": model}
 
 
 def model_only_samples(artifacts: dict, threads: int, repeats: int) -> dict[str, list[float]]:
@@ -155,6 +160,7 @@ def model_only_samples(artifacts: dict, threads: int, repeats: int) -> dict[str,
             "eager fp32, batch 1": time_calls(lambda: model(tensor), repeats),
             "eager fp32, batch 8 (per image)": [t / 8 for t in time_calls(lambda: model(tensor8), few, warmup=2)],
             "onnx fp32, batch 1": time_calls(lambda: fp32.logits(one), repeats),
+            "onnx fp32, batch 8 (per image)": [t / 8 for t in time_calls(lambda: fp32.logits(eight), few, warmup=2)],
             "onnx int8, batch 1": time_calls(lambda: int8.logits(one), repeats),
             "onnx int8, batch 8 (per image)": [t / 8 for t in time_calls(lambda: int8.logits(eight), few, warmup=2)],
         }
@@ -282,13 +288,36 @@ def agreement_on_photos(photos: Path, threads: int) -> dict:
 # --- report ---------------------------------------------------------------------------------------
 
 
+AGREEMENT_TARGET = 0.99
+LATENCY_RATIO_TARGET = 1.3
+THROUGHPUT_RATIO_TARGET = 4.0
+FIRST_PING_TARGET_S = 3.0
+SERVED = {"onnx": ("onnx fp32", "ONNX fp32"), "onnx-int8": ("onnx int8", "INT8")}  # runtime -> (agreement key, label)
+
+
+def server_targets(result: dict, eager_throughput: float) -> dict:
+    """The issue's three server targets for one runtime's measurements."""
+    one, many = result["one_client"], result["concurrent"]
+    # Ratios use the model-only runs interleaved with the server runs (same load).
+    latency_ratio = one["p50"] / result["model_only_interleaved"]["p50"]
+    throughput_ratio = many["img_per_s"] / eager_throughput
+    return {
+        "latency_ratio": round(latency_ratio, 2),
+        "latency_met": latency_ratio <= LATENCY_RATIO_TARGET,
+        "throughput_ratio": round(throughput_ratio, 1),
+        "throughput_met": throughput_ratio >= THROUGHPUT_RATIO_TARGET,
+        "first_ping_met": result["time_to_first_ping_s"]["warm"] < FIRST_PING_TARGET_S,
+    }
+
+
+def yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
 def write_markdown(results: dict, path: Path) -> None:
     m = results["model_only_ms"]
     eager_b1 = m["eager fp32, batch 1"]["p50"]
-    s_int8, s_eager = results["server"]["onnx-int8"], results["server"]["eager"]
-    one, many = s_int8["one_client"], s_int8["concurrent"]
-    # Ratios use the model-only runs interleaved with the server runs (same load).
-    int8_b1 = s_int8["model_only_interleaved"]["p50"]
+    s_eager = results["server"]["eager"]
     eager_interleaved = s_eager["model_only_interleaved"]["p50"]
     eager_throughput = 1000 / eager_interleaved
     lines = [
@@ -313,26 +342,41 @@ def write_markdown(results: dict, path: Path) -> None:
         lines.append(f"| {name} | {value['p50']} | {value['p95']} | {speedup} |")
     lines += [
         "",
-        "## Through `dogbreed serve` (ResNet50 INT8 artifact unless noted)",
+        "## Through `dogbreed serve` (ResNet50 artifacts)",
         "",
-        "| measurement | result | target | met |",
-        "| --- | --- | --- | --- |",
-        f"| 1 client p50 / p95 / p99 | {one['p50']} / {one['p95']} / {one['p99']} ms | p50 <= 1.3 x model-only INT8 "
-        f"({int8_b1} ms interleaved: {1.3 * int8_b1:.1f} ms) | {'yes' if one['p50'] <= 1.3 * int8_b1 else 'no'} "
-        f"({one['p50'] / int8_b1:.2f}x) |",
-        f"| {many['clients']} clients throughput | {many['img_per_s']} img/s (p50 / p95 / p99 {many['p50']} / {many['p95']} / "
-        f"{many['p99']} ms) | >= 4 x eager batch-1 ({eager_interleaved} ms interleaved: {4 * eager_throughput:.1f} img/s) | "
-        f"{'yes' if many['img_per_s'] >= 4 * eager_throughput else 'no'} ({many['img_per_s'] / eager_throughput:.1f}x) |",
-        f"| time to first 200 /ping | {s_int8['time_to_first_ping_s']['warm']} s warm, {s_int8['time_to_first_ping_s']['cold']} s "
-        f"first start | < 3 s | {'yes' if s_int8['time_to_first_ping_s']['warm'] < 3 else 'no'} |",
-        f"| eager artifact, 1 client p50 | {s_eager['one_client']['p50']} ms | reference | |",
-        f"| eager artifact, {s_eager['concurrent']['clients']} clients | {s_eager['concurrent']['img_per_s']} img/s | reference | |",
-        f"| eager artifact, time to first 200 /ping | {s_eager['time_to_first_ping_s']['warm']} s warm | reference | |",
+        f"Ratios are against model-only runs of the same runtime (and of eager batch 1: {eager_interleaved} ms, "
+        f"{eager_throughput:.1f} img/s) interleaved with the server runs, so both come from the same minutes.",
+        "",
+        "| runtime | measurement | result | target | met |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    targets = {}
+    for runtime, (_, label) in SERVED.items():
+        result = results["server"][runtime]
+        one, many, ping = result["one_client"], result["concurrent"], result["time_to_first_ping_s"]
+        model_only = result["model_only_interleaved"]["p50"]
+        met = targets[runtime] = server_targets(result, eager_throughput)
+        lines += [
+            f"| {runtime} | 1 client p50 / p95 / p99 | {one['p50']} / {one['p95']} / {one['p99']} ms | p50 <= 1.3 x "
+            f"model-only {label} ({model_only} ms: {LATENCY_RATIO_TARGET * model_only:.1f} ms) | "
+            f"{yes_no(met['latency_met'])} ({met['latency_ratio']:.2f}x) |",
+            f"| {runtime} | {many['clients']} clients throughput | {many['img_per_s']} img/s (p50 / p95 / p99 {many['p50']} / "
+            f"{many['p95']} / {many['p99']} ms) | >= 4 x eager batch-1 ({THROUGHPUT_RATIO_TARGET * eager_throughput:.1f} img/s) | "
+            f"{yes_no(met['throughput_met'])} ({met['throughput_ratio']:.1f}x) |",
+            f"| {runtime} | time to first 200 /ping | {ping['warm']} s warm, {ping['cold']} s first start | "
+            f"< {FIRST_PING_TARGET_S:.0f} s | {yes_no(met['first_ping_met'])} |",
+        ]
+    lines += [
+        f"| eager (reference) | 1 client p50 / p95 / p99 | {s_eager['one_client']['p50']} / {s_eager['one_client']['p95']} / "
+        f"{s_eager['one_client']['p99']} ms | | |",
+        f"| eager (reference) | {s_eager['concurrent']['clients']} clients throughput | {s_eager['concurrent']['img_per_s']} img/s "
+        f"({s_eager['concurrent']['img_per_s'] / eager_throughput:.1f}x) | | |",
+        f"| eager (reference) | time to first 200 /ping | {s_eager['time_to_first_ping_s']['warm']} s warm | | |",
         "",
         f"One request costs the model's time plus decoding and preprocessing the JPEG "
-        f"({m[DECODE]['p50']} ms p50, above) plus HTTP and hand-offs; "
-        "against an INT8 ResNet50 this fast, decoding alone is a third of the model time, which is what the "
-        "1-client ratio reflects. With 8 clients, decoding runs in threads alongside batched inference.",
+        f"({m[DECODE]['p50']} ms p50, above) plus HTTP and hand-offs: a fixed few milliseconds that are "
+        "small next to an fp32 forward pass but a large share of an INT8 one, which is what the 1-client "
+        "ratios reflect. With 8 clients, decoding runs in threads alongside batched inference.",
         "",
     ]
     agreement = results.get("agreement")
@@ -348,6 +392,34 @@ def write_markdown(results: dict, path: Path) -> None:
         ]
         for name in ("onnx fp32", "onnx int8"):
             lines.append(f"| {name} | {100 * agreement[name]['top1_agreement']:.1f}% | {agreement[name]['max_abs_prob_diff']} |")
+        lines += ["", "## Which runtime meets which target", "",
+                  "| runtime | >= 99% top-1 agreement | 1 client <= 1.3x model-only | 8 clients >= 4x eager b1 | first /ping < 3 s |",
+                  "| --- | --- | --- | --- | --- |"]
+        for runtime, (key, _) in SERVED.items():
+            met, top1 = targets[runtime], agreement[key]["top1_agreement"]
+            lines.append(
+                f"| {runtime} | {yes_no(top1 >= AGREEMENT_TARGET)} ({100 * top1:.1f}%) | {yes_no(met['latency_met'])} "
+                f"({met['latency_ratio']:.2f}x) | {yes_no(met['throughput_met'])} ({met['throughput_ratio']:.1f}x) | "
+                f"{yes_no(met['first_ping_met'])} |")
+        lines += [
+            "",
+            "`onnx` (fp32) is the optimised runtime that meets the >= 99% agreement requirement, and the "
+            "recommended default for CPU serving. `onnx-int8` is an opt-in approximate runtime: the fastest, "
+            f"but post-training INT8 keeps only {100 * agreement['onnx int8']['top1_agreement']:.1f}% of "
+            "EfficientNet-Lite0's top-1 answers (no mixed-precision "
+            "variant reached 99% while staying faster than fp32 ONNX; that would need quantisation-aware "
+            "training or AdaRound); packaging records each artifact's measured agreement in "
+            "`metadata.runtime_info.check`.",
+        ]
+        fp32_b8 = m.get("onnx fp32, batch 8 (per image)")
+        if fp32_b8:
+            ceiling = 1000 / fp32_b8["p50"]
+            lines += [
+                "",
+                f"fp32 gains nothing from batching on this CPU ({fp32_b8['p50']} ms per image at batch 8, model only), "
+                f"so a server running it tops out near {ceiling:.0f} img/s = {ceiling / eager_throughput:.1f}x eager "
+                "batch 1: the 4x throughput target is out of reach for any fp32 runtime here, and only INT8 meets it.",
+            ]
         lines.append("")
     path.write_text("\n".join(lines))
 
@@ -386,8 +458,12 @@ def main(args) -> dict:
             lambda: handlers.decode_request(serving_model, body, "image/jpeg"), args.repeats)
         one = np.random.default_rng(0).standard_normal((1, 3, 224, 224), dtype=np.float32)
         int8 = OnnxRuntime(artifacts["int8"] / "model.onnx", {"runtime": "onnx-int8"}, args.threads)
+        fp32 = OnnxRuntime(artifacts["fp32_onnx"], {"runtime": "onnx"}, args.threads)
         print("server: INT8", file=sys.stderr)
         server = {"onnx-int8": serve_and_measure(artifacts["int8"], body, args, lambda: int8.logits(one))}
+        print("server: ONNX fp32", file=sys.stderr)
+        fp32_args = argparse.Namespace(**{**vars(args), "requests": max(80, args.requests // 2)})
+        server["onnx"] = serve_and_measure(artifacts["onnx"], body, fp32_args, lambda: fp32.logits(one))
         print("server: eager", file=sys.stderr)
         eager_args = argparse.Namespace(**{**vars(args), "requests": max(40, args.requests // 4)})
         tensor = torch.from_numpy(one)
@@ -413,6 +489,11 @@ def main(args) -> dict:
         "server": server,
         "agreement": agreement,
     }
+    eager_throughput = 1000 / server["eager"]["model_only_interleaved"]["p50"]
+    results["targets"] = {runtime: {**server_targets(server[runtime], eager_throughput),
+                                    "top1_agreement": agreement[key]["top1_agreement"],
+                                    "agreement_met": agreement[key]["top1_agreement"] >= AGREEMENT_TARGET}
+                          for runtime, (key, _) in SERVED.items()}
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "serving.json").write_text(json.dumps(results, indent=2) + "\n")
     write_markdown(results, args.output / "serving.md")

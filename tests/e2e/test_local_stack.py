@@ -12,10 +12,10 @@ import urllib.request
 import pytest
 from conftest import BIN, jpeg_bytes
 
-# ImageNet's names for the breeds of ../shared/data/dog-photos/udacity-samples (American water
+# The starter model's names for the breeds of ../shared/data/dog-photos/udacity-samples (American water
 # spaniel has no ImageNet class).
 IMAGENET_NAME = {
-    "Brittany": "brittany spaniel",
+    "Brittany": "brittany",
     "Curly-coated retriever": "curly-coated retriever",
     "Labrador retriever": "labrador retriever",
     "Welsh springer spaniel": "welsh springer spaniel",

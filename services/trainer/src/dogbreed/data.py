@@ -148,7 +148,8 @@ def _scan_classes(folder: Path, skipped: list[Skipped], check_images: bool) -> d
     return found
 
 
-def _find_split_dirs(root: Path) -> dict[str, Path]:
+def find_split_dirs(root: Path) -> dict[str, Path]:
+    """Split name -> its folder under ``root``, for the split folders present (any of SPLIT_NAMES' spellings)."""
     children = {d.name.lower(): d for d in root.iterdir() if d.is_dir()}
     found = {}
     for split, aliases in SPLIT_NAMES.items():
@@ -292,7 +293,7 @@ def discover(
         raise DataError(f"data folder not found: {root}")
     if not root.is_dir():
         raise DataError(f"data path is not a folder: {root}; {LAYOUT_HELP}")
-    split_dirs = _find_split_dirs(root)
+    split_dirs = find_split_dirs(root)
     if split_dirs:
         return discover_split_folders(split_dirs, check_images=check_images)
     if not any(d for d in root.iterdir() if not d.name.startswith(".")):

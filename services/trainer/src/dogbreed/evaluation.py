@@ -30,8 +30,14 @@ import torch
 from PIL import Image
 
 from .artifact import InputError
-from .data import SPLIT_NAMES, DataError, ImageDataset, collate_skipping_unreadable, discover_class_folders
-from .data import load_split_record
+from .data import (
+    DataError,
+    ImageDataset,
+    collate_skipping_unreadable,
+    discover_class_folders,
+    find_split_dirs,
+    load_split_record,
+)
 from .imagenet import dog_breed_aliases
 from .serving.loading import ArtifactError, LoadedModel, load_model
 
@@ -78,17 +84,6 @@ def class_lookup(classes: Sequence[str]) -> dict[str, int]:
     return lookup
 
 
-def _split_dirs(root: Path) -> dict[str, Path]:
-    children = {d.name.lower(): d for d in root.iterdir() if d.is_dir()}
-    found = {}
-    for split, aliases in SPLIT_NAMES.items():
-        for alias in aliases:
-            if alias in children:
-                found[split] = children[alias]
-                break
-    return found
-
-
 def _every_image(folder: Path) -> tuple[list[tuple[str, str]], list[str]]:
     """(path, breed name) for every image in the class folders under ``folder``, and what was skipped."""
     data = discover_class_folders(folder, fractions=(1.0, 0.0, 0.0))
@@ -119,7 +114,7 @@ def find_labelled_images(
     samples: list[tuple[str, str]] = []
     skipped: list[str] = []
     try:
-        split_dirs = _split_dirs(root)
+        split_dirs = find_split_dirs(root)
         if split_dirs:
             wanted = list(split_dirs) if split == "all" else [split]
             if split not in split_dirs and split != "all":
