@@ -74,7 +74,7 @@ demo: up ## set up, serve the starter model and classify photos (IMAGES=... to p
 	@images="$(IMAGES)"; \
 	if [ -z "$$images" ] && [ -d "$(SAMPLE_PHOTOS)" ]; then images="$(SAMPLE_PHOTOS)"; fi; \
 	if [ -z "$$images" ]; then \
-	  echo "No photos to classify: pass your own, e.g. make demo IMAGES="path/to/dog.jpg path/to/folder""; \
+	  echo "No photos to classify: pass your own, e.g. make demo IMAGES='path/to/dog.jpg path/to/folder'"; \
 	else \
 	  echo "== dogclient predict $$images"; \
 	  $(STACK_BIN)/dogclient predict --api-url $(API_URL) --top-k 3 $$images; \
