@@ -24,7 +24,7 @@ STACK     := $(PYTHON) scripts/localstack.py --run-dir $(RUN_DIR) --host $(HOST)
 API_URL   := http://$(HOST):$(API_PORT)
 
 .PHONY: help test test-client test-lambda test-trainer test-terraform test-e2e stack-env model \
-        up down status logs demo demo-train lambda-zip bench lock clean
+        up down status logs demo demo-train lambda-zip trainer-wheel bench lock clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -97,10 +97,14 @@ lambda-zip: $(TOX) ## build the Lambda deployment zip (dist/inference_lambda.zip
 	$(TOX) run -e lambda --notest
 	.tox/lambda/bin/python services/inference_lambda/build_zip.py
 
+trainer-wheel: ## build the trainer wheel for the EC2 trainer host (dist/dogbreed_trainer-*.whl)
+	$(PYTHON) -m pip wheel --quiet --no-deps --wheel-dir dist services/trainer
+
 bench: stack-env ## run the benchmarks; results land in bench/results/
 	$(STACK_BIN)/python bench/bench_train.py
 	$(STACK_BIN)/python bench/bench_serving.py
-	.tox/stack/bin/python bench/bench_lambda.py
+	$(STACK_BIN)/python bench/bench_starter.py
+	$(STACK_BIN)/python bench/bench_lambda.py
 
 lock: $(TOX) ## re-pin requirements/constraints.txt from the current tox environments
 	$(PYTHON) scripts/lock.py

@@ -111,10 +111,10 @@ def test_one_bad_file_does_not_stop_the_others(run, fake_api, dog, tmp_path):
 
 
 def test_too_large_with_no_resize_is_refused_before_any_request(run, fake_api, tmp_path):
-    (tmp_path / "huge.bmp").write_bytes(b"BM" + b"\0" * (5 * 1024 * 1024 + 10))
+    (tmp_path / "huge.bmp").write_bytes(b"BM" + b"\0" * (4 * 1024 * 1024 + 10))
     result = run("predict", "huge.bmp", "--no-resize", "--api-url", fake_api.url)
     assert result.exit_code == 1
-    assert result.stderr == "Error: huge.bmp: 5.0 MiB, over the API's 5.0 MiB limit (resizing is off)\n"
+    assert result.stderr == "Error: huge.bmp: 4.0 MiB, over the API's 4.0 MiB limit (resizing is off)\n"
     assert fake_api.requests == []
 
 

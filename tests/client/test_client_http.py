@@ -110,7 +110,7 @@ def test_health(fake_api):
     [
         (400, "invalid_image", "The body is not a decodable image (truncated JPEG)."),
         (404, "not_found", "No route."),
-        (413, "payload_too_large", "The image is over 5 MiB decoded."),
+        (413, "payload_too_large", "The image is over 4 MiB decoded."),
         (415, "unsupported_media_type", "Send application/json."),
         (422, "invalid_parameter", "top_k must be from 1 to 10, got 99."),
         (500, "internal_error", "Something broke."),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 
 import pytest
@@ -18,7 +19,28 @@ def decode(data: bytes) -> Image.Image:
 
 
 def test_limit_matches_the_api():
-    assert MAX_IMAGE_BYTES == 5 * 1024 * 1024
+    # 4 MiB: its base64 (5.6 MB) must fit Lambda's 6 MB request payload and SageMaker's 6 MB invoke limit.
+    assert MAX_IMAGE_BYTES == 4 * 1024 * 1024
+    assert len(base64.b64encode(bytes(MAX_IMAGE_BYTES))) < 6 * 1000 * 1000
+
+
+def test_limit_is_the_lambdas_default():
+    settings = pytest.importorskip("inference_lambda.settings")
+    assert MAX_IMAGE_BYTES == settings.Settings(endpoint_name="x").max_image_bytes
+
+
+def test_image_exactly_at_the_default_limit_is_sent_and_one_byte_more_is_refused():
+    # A real JPEG padded after its end-of-image marker: decoders ignore the tail, so it is a valid image.
+    jpeg = make_image(size=(64, 48), format="JPEG")
+    at_limit = jpeg + bytes(MAX_IMAGE_BYTES - len(jpeg))
+
+    prepared = prepare_image(at_limit, max_side=None)
+    assert prepared.data == at_limit
+
+    with pytest.raises(ImageError) as caught:
+        prepare_image(at_limit + b"\0", max_side=None)
+    assert caught.value.code == "image_too_large"
+    assert caught.value.message == "4.0 MiB, over the API's 4.0 MiB limit (resizing is off)"
 
 
 def test_small_upright_image_is_sent_byte_for_byte(tmp_path):

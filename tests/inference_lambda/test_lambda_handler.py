@@ -259,6 +259,33 @@ def test_image_over_the_size_limit_is_413(invoke, reload_app):
     assert "1204 bytes; the limit is 1000 bytes" in body["error"]["message"]
 
 
+def test_image_at_the_default_limit_fits_lambda_and_the_endpoint_and_one_byte_more_is_413(invoke, stub):
+    from inference_lambda.local_front import LAMBDA_MAX_EVENT_BYTES
+    from inference_lambda.settings import SAGEMAKER_MAX_PAYLOAD_BYTES, Settings
+
+    limit = Settings(endpoint_name="x").max_image_bytes
+    assert limit == 4 * 1024 * 1024
+    at_limit = b"\xff\xd8\xff\xe0" + bytes(limit - 4)
+    event = raw_event(at_limit)
+    # On AWS the raw upload arrives base64-encoded inside the event, and goes on to the endpoint as base64 JSON:
+    # both must stay under the 6 MB limits, or the largest accepted image could never be classified.
+    assert len(json.dumps(event)) < LAMBDA_MAX_EVENT_BYTES
+    call = expected_call({"image": b64(at_limit), "top_k": 5})
+    assert len(call["Body"]) < SAGEMAKER_MAX_PAYLOAD_BYTES
+    stub.add_response("invoke_endpoint", endpoint_response(SINGLE), call)
+
+    status, _, body = invoke(event)
+
+    assert status == 200
+    assert body["predictions"] == SINGLE["predictions"]
+
+    status, _, body = invoke(raw_event(at_limit + b"\0"))
+
+    assert status == 413
+    assert body["error"]["code"] == "payload_too_large"
+    assert f"{limit + 1} bytes; the limit is {limit} bytes (4.0 MiB)" in body["error"]["message"]
+
+
 def test_base64_image_over_the_limit_is_413_before_decoding(invoke, reload_app):
     reload_app(MAX_IMAGE_BYTES="1000")
     # Not even valid base64: the length alone decides, so no decode work is spent on it.

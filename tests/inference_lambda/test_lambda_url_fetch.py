@@ -219,7 +219,7 @@ class ImageSite:
                     self.end_headers()
                     self.wfile.write(site.jpeg[:10])
                     self.wfile.flush()
-                    time.sleep(1.5)
+                    time.sleep(3.0)
                     try:
                         self.wfile.write(site.jpeg[10:])
                     except OSError:
@@ -330,7 +330,7 @@ def test_the_whole_fetch_has_a_deadline(site):
 
     assert error.code == "url_fetch_failed"
     assert "did not answer within 0.5 s" in error.message
-    assert time.monotonic() - started < 1.4
+    assert time.monotonic() - started < 2.5  # gave up long before the server's 3 s stall ended
 
 
 def test_a_name_is_connected_to_at_the_address_that_was_checked(site, tiny_images, only_loopback_network):

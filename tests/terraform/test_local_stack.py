@@ -150,6 +150,8 @@ def test_rest_api_routes_to_the_lambda(stack: LocalStack) -> None:
     assert function["Timeout"] < 29
     assert function["Environment"]["Variables"]["ENDPOINT_NAME"] == ENDPOINT_NAME
     assert function["TracingConfig"]["Mode"] == "Active"
+    # lambda_in_vpc is off by default: outside the VPC, URL mode reaches the internet without a NAT gateway.
+    assert not function.get("VpcConfig", {}).get("SubnetIds")
 
     permission = json.loads(lambda_client.get_policy(FunctionName=FUNCTION_NAME, Qualifier="live")["Policy"])
     source_arns = sorted(statement["Condition"]["ArnLike"]["AWS:SourceArn"] for statement in permission["Statement"])
@@ -174,6 +176,10 @@ def test_roles_carry_their_scoped_policies(stack: LocalStack) -> None:
         if any(action.startswith("sagemaker:") for action in _as_list(statement["Action"]))
     ]
     assert sagemaker_grants == [(["sagemaker:InvokeEndpoint"], [endpoint_arn])]
+    lambda_actions = {
+        action for statement in _statements(lambda_policy["PolicyDocument"]) for action in _as_list(statement["Action"])
+    }
+    assert not any(action.startswith("ec2:") for action in lambda_actions), "a function outside the VPC needs no ENIs"
 
     sagemaker_policy = iam.get_role_policy(
         RoleName=stack.outputs["sagemaker_role_name"], PolicyName="bucket-image-logs"

@@ -56,13 +56,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_gloo_processes_train_in_lockstep_and_write_one_artifact(dogimages_dir, tmp_path, train_argv):
+def run_two_ranks(tmp_path: Path, argv: list[str]) -> tuple[subprocess.CompletedProcess, dict, dict]:
+    """``torchrun`` two gloo processes of the recording worker; (the run, rank 0's record, rank 1's)."""
     worker = tmp_path / "worker.py"
     worker.write_text(WORKER)
     records = tmp_path / "records"
     records.mkdir()
-    output = tmp_path / "out"
-    argv = train_argv(dogimages_dir, output, "--epochs", "2", "--batch-size", "3", "--image-size", "32", "--resize-size", "36", "--threads", "1")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo", "PYTHONUNBUFFERED": "1"}
     src = Path(__file__).resolve().parents[2] / "services" / "trainer" / "src"
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(src), env.get("PYTHONPATH")) if p)
@@ -73,9 +72,13 @@ def test_two_gloo_processes_train_in_lockstep_and_write_one_artifact(dogimages_d
     ]  # fmt: skip
     run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-4000:]
+    return run, json.loads((records / "rank0.json").read_text()), json.loads((records / "rank1.json").read_text())
 
-    rank0 = json.loads((records / "rank0.json").read_text())
-    rank1 = json.loads((records / "rank1.json").read_text())
+
+def test_two_gloo_processes_train_in_lockstep_and_write_one_artifact(dogimages_dir, tmp_path, train_argv):
+    output = tmp_path / "out"
+    argv = train_argv(dogimages_dir, output, "--epochs", "2", "--batch-size", "3", "--image-size", "32", "--resize-size", "36", "--threads", "1")
+    run, rank0, rank1 = run_two_ranks(tmp_path, argv)
     assert (rank0["world_size"], rank1["world_size"]) == (2, 2)
 
     # 18 training images, 9 per rank, batches of 3: 3 steps per epoch, 2 epochs.
@@ -100,4 +103,20 @@ def test_two_gloo_processes_train_in_lockstep_and_write_one_artifact(dogimages_d
     assert [line.split()[0] for line in epoch_lines] == ["epoch=1", "epoch=2"]
     assert sum(line.startswith("test_loss=") for line in run.stdout.splitlines()) == 1
     # Evaluation is sharded and all-reduced: every rank reports the same full-set metrics.
+    assert rank0["metrics"] == rank1["metrics"]
+
+
+def test_a_rank_whose_whole_batch_is_unreadable_still_steps_with_the_others(dogimages_dir, tmp_path, train_argv):
+    # Batches of one: the rank drawing the broken photo gets a batch with nothing readable in it, while
+    # the other rank trains on a real image. Both must take the step on the all-reduced gradients.
+    photo = dogimages_dir / "train" / "002.Afghan_hound" / "Afghan_hound_003.jpg"
+    photo.write_bytes(photo.read_bytes()[:300])  # fails to decode (not checked up front: it reaches the loader)
+    argv = train_argv(dogimages_dir, tmp_path / "out", "--batch-size", "1", "--image-size", "64", "--resize-size", "72",
+                      "--threads", "1", "--check-images", "false")
+    run, rank0, rank1 = run_two_ranks(tmp_path, argv)
+
+    assert "skipping unreadable image" in run.stderr and "Afghan_hound_003.jpg" in run.stderr
+    # 18 training images, 9 per rank, one per step: 9 steps on each rank, the broken one's included.
+    assert [step for step, _ in rank0["digests"]] == [step for step, _ in rank1["digests"]] == list(range(9))
+    assert rank0["digests"] == rank1["digests"], "the ranks' weights diverged"
     assert rank0["metrics"] == rank1["metrics"]

@@ -94,7 +94,7 @@ def test_waits_only_for_requests_still_being_decoded(model, monkeypatch):
     first, second = requests_for(model, 2)
 
     async def scenario(decoding: int):
-        batcher = MicroBatcher(model, max_batch_size=8, max_wait_s=0.5, max_queue=64)
+        batcher = MicroBatcher(model, max_batch_size=8, max_wait_s=5.0, max_queue=64)
         batcher.start()
         batcher.decoding = decoding  # another request is (or is not) being decoded
 
@@ -113,7 +113,7 @@ def test_waits_only_for_requests_still_being_decoded(model, monkeypatch):
     counting.sizes.clear()
     _, elapsed = run(scenario(decoding=1))
     assert counting.sizes == [2]  # it waited for the one being decoded
-    assert elapsed < 0.45  # and ran as soon as it arrived, not at the deadline
+    assert elapsed < 2.5  # and ran as soon as it arrived, long before the 5 s deadline
     counting.sizes.clear()
     run(scenario(decoding=0))
     assert counting.sizes == [1, 1]  # nobody on the way: no batching delay

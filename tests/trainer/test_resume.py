@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -141,3 +142,47 @@ def test_checkpoints_are_never_half_written(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert torch.load(target, weights_only=True) == {"epoch": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint-epoch001.pth"]
+
+
+@pytest.mark.parametrize(("killed_writing", "best_epoch"), [("checkpoint-epoch002.pth", 1), ("best-model.pth", 2)])
+def test_a_kill_between_the_checkpoint_and_best_model_pth_resumes_with_matching_best_weights(
+        dogimages_dir, tmp_path, train_argv, capsys, monkeypatch, killed_writing, best_epoch):
+    # Epoch 2 improves on epoch 1; the run is killed while writing one of epoch 2's files. Resumed,
+    # no later epoch improves, so the artifact must hold the weights of the best epoch the resumed
+    # checkpoint records, never a newer best-model.pth's.
+    val_losses = iter([1.0, 0.5] + [1.2, 1.1])  # killed run, then the resumed one
+    real_evaluate, real_save = train_module.evaluate, train_module.atomic_save
+
+    def scripted(model, loader, device, **kwargs):
+        result = real_evaluate(model, loader, device, **kwargs)
+        if kwargs.get("desc") == "validation":
+            result["loss"] = next(val_losses)
+        return result
+
+    saves = []
+
+    def killed_at_epoch_two(obj, path):
+        saves.append(path.name)
+        if path.name == killed_writing and "checkpoint-epoch002.pth" in saves:
+            raise KeyboardInterrupt
+        return real_save(obj, path)
+
+    monkeypatch.setattr(train_module, "evaluate", scripted)
+    out = tmp_path / "out"
+    argv = train_argv(dogimages_dir, out, "--epochs", "3", "--keep-checkpoints", "5")
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "atomic_save", killed_at_epoch_two)
+        assert run(argv, capsys)[0] == 130
+
+    code, epochs, stderr = run(argv + ["--resume", "auto"], capsys)
+    assert code == 0, stderr
+    assert epochs[0]["epoch"] == best_epoch + 1
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["best_epoch"] == best_epoch
+    best_weights = model_state(out / "checkpoints" / f"checkpoint-epoch{best_epoch:03d}.pth")
+    from dogbreed.serving.loading import load_model
+
+    artifact_state = load_model(out / "model.tar.gz").model.state_dict()
+    assert torch.equal(artifact_state["fc.weight"], best_weights["fc.weight"])
+    best_model_pth = torch.load(out / "checkpoints" / "best-model.pth", weights_only=True)
+    assert torch.equal(best_model_pth["fc.weight"], best_weights["fc.weight"])

@@ -385,3 +385,67 @@ def test_readme_documents_every_flag():
     documented = set(re.findall(r"^\| `(--[a-z0-9-]+)", table, re.M))
     flags = {a.option_strings[0] for a in train_module.get_args_parser()._actions if a.option_strings and a.dest != "help"}
     assert documented == flags
+
+
+
+# --- the loss that is optimised and the one that is reported ------------------------------------------
+
+
+def test_weighted_loss_backprops_the_weighted_mean_and_reports_the_per_sample_mean():
+    from dogbreed.train import StepContext, make_criterion, train_one_epoch
+
+    nn, F = torch.nn, torch.nn.functional
+    torch.manual_seed(0)
+    weight = torch.tensor([0.5, 1.0, 3.0])
+    batches = [(torch.randn(4, 5), torch.tensor([0, 0, 1, 2])), (torch.randn(2, 5), torch.tensor([2, 2]))]
+    start = nn.Linear(5, 3).state_dict()
+
+    def linear() -> nn.Linear:
+        layer = nn.Linear(5, 3)
+        layer.load_state_dict(start)
+        return layer
+
+    def one_epoch(model, optimizer, data):
+        return train_one_epoch(model, make_criterion(weight, 0.1), optimizer, data, 1, StepContext(device=torch.device("cpu")))
+
+    # Reported: the per-sample losses (weights and smoothing in them) summed, over the number of samples.
+    with torch.no_grad():
+        per_sample = torch.cat([F.cross_entropy(linear()(x), y, weight=weight, label_smoothing=0.1, reduction="none")
+                                for x, y in batches])
+        batch_means_times_n = sum(nn.CrossEntropyLoss(weight=weight, label_smoothing=0.1)(linear()(x), y) * len(y)
+                                  for x, y in batches)
+    model = linear()
+    metrics = one_epoch(model, torch.optim.SGD(model.parameters(), lr=0.0), batches)  # lr 0: one set of weights
+    assert metrics["count"] == 6
+    assert metrics["loss"] == pytest.approx(per_sample.mean().item(), rel=1e-6)
+    assert metrics["loss"] != pytest.approx(batch_means_times_n.item() / 6, rel=1e-3)  # what it used to report
+
+    # Optimised: sum(w_i l_i) / sum(w_i), the gradient of CrossEntropyLoss(weight=w) with mean reduction.
+    model, reference = linear(), linear()
+    one_epoch(model, torch.optim.SGD(model.parameters(), lr=1.0), batches[:1])
+    reference_optimizer = torch.optim.SGD(reference.parameters(), lr=1.0)
+    nn.CrossEntropyLoss(weight=weight, label_smoothing=0.1)(reference(batches[0][0]), batches[0][1]).backward()
+    reference_optimizer.step()
+    for mine, theirs in zip(model.parameters(), reference.parameters(), strict=True):
+        assert not torch.equal(mine, start["weight" if mine.ndim == 2 else "bias"])
+        assert torch.allclose(mine, theirs, atol=1e-6)
+
+
+# --- distributed runs with s3:// outputs --------------------------------------------------------------
+
+
+def test_only_rank_zero_stages_s3_outputs_in_a_temporary_folder(dogimages_dir, tmp_path, train_argv, capsys, monkeypatch):
+    """Rank 0 uploads and removes its staging folder; another rank must not leave one behind.
+    (No process group: rank 1's own code path, its collectives reduce to itself.)"""
+    from dogbreed.sagemaker_env import DistributedEnv, SageMakerEnv
+
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    argv = train_argv(dogimages_dir, "s3://dogs/runs/1", "--checkpoint-dir", tmp_path / "checkpoints")
+    args = train_module.resolve_args(parse_args([str(a) for a in argv]), SageMakerEnv.from_environ())
+    result = train_module._run(args, DistributedEnv(rank=1, world_size=2, local_rank=1, local_world_size=2),
+                               torch.device("cpu"), on_epoch_end=None, on_step_end=None)
+    assert result.artifact is None and result.output_dir == "s3://dogs/runs/1"
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert not (tmp_path / "checkpoints").exists()  # and writes nothing else
+    assert capsys.readouterr().out == ""  # nor prints metric lines

@@ -4,6 +4,18 @@ locals {
 
   # SageMaker refuses a volume KMS key for instance types that come with instance-store (NVMe) volumes.
   endpoint_has_instance_store = can(regex("^ml\\.(g4dn|g5|g6|g6e|p3dn|p4d|p4de|p5|c5d|m5d|r5d|c6id|m6id|r6id)\\.", var.endpoint_instance_type))
+
+  # The Lambda needs no VPC to call the endpoint (IAM-authenticated), and outside one it reaches the
+  # internet for URL mode without NAT.
+  lambda_subnet_ids         = var.lambda_in_vpc ? module.network.private_subnet_ids : []
+  lambda_security_group_ids = var.lambda_in_vpc ? [module.network.workloads_security_group_id] : []
+
+  # The trainer host reaches SSM and CloudWatch Logs privately; a VPC-attached Lambda also needs the
+  # SageMaker runtime and X-Ray (interface endpoints are billed per hour and zone, so only then).
+  interface_endpoint_services = concat(
+    ["ssm", "ssmmessages", "ec2messages", "logs"],
+    var.lambda_in_vpc ? ["sagemaker.runtime", "xray"] : [],
+  )
 }
 
 module "storage" {
@@ -17,7 +29,7 @@ module "network" {
 
   name                        = var.name
   enable_nat_gateway          = var.enable_nat_gateway
-  interface_endpoint_services = ["sagemaker.runtime", "ssm", "ssmmessages", "ec2messages", "logs", "xray"]
+  interface_endpoint_services = local.interface_endpoint_services
   kms_key_arn                 = module.storage.kms_key_arn
 }
 
@@ -33,6 +45,7 @@ module "iam" {
   endpoint_name                   = local.endpoint_name
   lambda_function_name            = local.lambda_function_name
   create_trainer_instance_profile = var.enable_trainer_host
+  lambda_in_vpc                   = var.lambda_in_vpc
 }
 
 module "endpoint" {
@@ -62,8 +75,8 @@ module "api" {
   allowed_origins                = var.allowed_origins
   reserved_concurrency           = var.reserved_concurrency
   provisioned_concurrency        = var.provisioned_concurrency
-  subnet_ids                     = module.network.private_subnet_ids
-  security_group_ids             = [module.network.workloads_security_group_id]
+  subnet_ids                     = local.lambda_subnet_ids
+  security_group_ids             = local.lambda_security_group_ids
   kms_key_arn                    = module.storage.kms_key_arn
   manage_account_cloudwatch_role = var.manage_api_gateway_account_role
 }
@@ -82,4 +95,12 @@ module "trainer_host" {
   model_prefix              = module.storage.model_prefix
   trainer_package_s3_uri    = var.trainer_package_s3_uri
   trainer_pip_spec          = var.trainer_pip_spec
+}
+
+# A warning, not an error: uploads still work without NAT, only URL mode cannot fetch.
+check "lambda_in_vpc_reaches_the_internet" {
+  assert {
+    condition     = !var.lambda_in_vpc || var.enable_nat_gateway
+    error_message = "lambda_in_vpc = true without enable_nat_gateway = true: the function has no route to the internet, so URL mode ({\"url\": ...}) fails with url_fetch_failed. Image uploads still work."
+  }
 }

@@ -81,7 +81,13 @@ variable "trainer_pip_spec" {
 }
 
 variable "enable_nat_gateway" {
-  description = "Give the private subnets internet egress through a NAT gateway (for pip installs on the trainer host)."
+  description = "Give the private subnets internet egress through a NAT gateway (billed hourly): pip installs on the trainer host, and URL mode when lambda_in_vpc is true."
+  type        = bool
+  default     = false
+}
+
+variable "lambda_in_vpc" {
+  description = "Attach the API's Lambda to the private subnets. Off by default: it needs only IAM-authenticated sagemaker:InvokeEndpoint, which works from outside the VPC, and URL mode ({\"url\": ...}) fetches images from the internet. Set true together with enable_nat_gateway = true if your policy requires VPC-attached Lambdas and you want URL mode; without NAT, URL mode cannot reach the internet (uploads still work)."
   type        = bool
   default     = false
 }

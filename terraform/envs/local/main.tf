@@ -6,6 +6,17 @@
 locals {
   endpoint_name        = "${var.name}-endpoint"
   lambda_function_name = "${var.name}-api"
+
+  # The Lambda needs no VPC to call the endpoint (IAM-authenticated), and outside one it reaches the
+  # internet for URL mode without NAT.
+  lambda_subnet_ids         = var.lambda_in_vpc ? module.network.private_subnet_ids : []
+  lambda_security_group_ids = var.lambda_in_vpc ? [module.network.workloads_security_group_id] : []
+
+  # As in envs/aws: the SageMaker runtime and X-Ray endpoints only serve a VPC-attached Lambda.
+  interface_endpoint_services = concat(
+    ["ssm", "ssmmessages", "ec2messages", "logs"],
+    var.lambda_in_vpc ? ["sagemaker.runtime", "xray"] : [],
+  )
 }
 
 module "storage" {
@@ -22,9 +33,10 @@ module "storage" {
 module "network" {
   source = "../../modules/network"
 
-  name        = var.name
-  azs         = ["${var.region}a", "${var.region}b"]
-  kms_key_arn = module.storage.kms_key_arn
+  name                        = var.name
+  azs                         = ["${var.region}a", "${var.region}b"]
+  interface_endpoint_services = local.interface_endpoint_services
+  kms_key_arn                 = module.storage.kms_key_arn
 }
 
 module "iam" {
@@ -38,6 +50,7 @@ module "iam" {
   code_prefix          = module.storage.code_prefix
   endpoint_name        = local.endpoint_name
   lambda_function_name = local.lambda_function_name
+  lambda_in_vpc        = var.lambda_in_vpc
 }
 
 module "endpoint" {
@@ -58,8 +71,8 @@ module "api" {
   lambda_zip_path    = var.lambda_zip_path
   lambda_role_arn    = module.iam.lambda_role_arn
   endpoint_name      = module.endpoint.endpoint_name
-  subnet_ids         = module.network.private_subnet_ids
-  security_group_ids = [module.network.workloads_security_group_id]
+  subnet_ids         = local.lambda_subnet_ids
+  security_group_ids = local.lambda_security_group_ids
   kms_key_arn        = module.storage.kms_key_arn
 }
 

@@ -30,3 +30,9 @@ variable "model_data_url" {
   type        = string
   default     = null
 }
+
+variable "lambda_in_vpc" {
+  description = "Attach the API's Lambda to the private subnets, as envs/aws's lambda_in_vpc (off by default there too)."
+  type        = bool
+  default     = false
+}

@@ -1,11 +1,14 @@
 # Errors API Gateway answers itself (bad key, throttling, validation) use the same JSON shape and
 # stable codes as the function's errors: {"error": {"code", "message"}, "request_id"}.
+# The messages are fixed text: gateway response templates get plain substitution, no VTL, so there is no
+# $util.escapeJavaScript, and $context.error.validationErrorString / messageString (which carry quotes)
+# would break the JSON. $context.requestId is an id, safe inside a string.
 locals {
   gateway_responses = {
     BAD_REQUEST_BODY = {
       status  = "400"
       code    = "invalid_request"
-      message = "The request body does not match the API's schema: $context.error.validationErrorString"
+      message = "The request body must be a JSON object: {\"image\": ...}, {\"images\": [...]} or {\"url\": ...}."
     }
     BAD_REQUEST_PARAMETERS = {
       status  = "415"
@@ -25,7 +28,7 @@ locals {
     ACCESS_DENIED = {
       status  = "403"
       code    = "forbidden"
-      message = "$context.error.messageString"
+      message = "The API's access policy denies this request."
     }
     THROTTLED = {
       status  = "429"

@@ -48,13 +48,18 @@ variable "endpoint_name" {
 }
 
 variable "endpoint_timeout_seconds" {
-  description = "Seconds the function waits for the endpoint (ENDPOINT_TIMEOUT_SECONDS); must leave time for the rest of the request."
+  description = "Seconds the function waits for the endpoint's answer (ENDPOINT_TIMEOUT_SECONDS, the function's own default). With the URL fetch and endpoint connect timeouts (URL_FETCH_TIMEOUT_SECONDS, 3, and ENDPOINT_CONNECT_TIMEOUT_SECONDS, 2, unless set in environment) it must stay below timeout_seconds."
   type        = number
-  default     = 15
+  default     = 10
 
+  # Past the Lambda timeout a slow endpoint ends as Lambda's bare timeout error, not the API's endpoint_timeout.
   validation {
-    condition     = var.endpoint_timeout_seconds > 0 && var.endpoint_timeout_seconds < var.timeout_seconds
-    error_message = "endpoint_timeout_seconds must be greater than 0 and less than timeout_seconds."
+    condition = var.endpoint_timeout_seconds > 0 && (
+      var.endpoint_timeout_seconds
+      + try(tonumber(var.environment["URL_FETCH_TIMEOUT_SECONDS"]), 3)
+      + try(tonumber(var.environment["ENDPOINT_CONNECT_TIMEOUT_SECONDS"]), 2)
+    ) < var.timeout_seconds
+    error_message = "endpoint_timeout_seconds + URL_FETCH_TIMEOUT_SECONDS (3) + ENDPOINT_CONNECT_TIMEOUT_SECONDS (2) must be below timeout_seconds, and endpoint_timeout_seconds above 0."
   }
 }
 

@@ -187,7 +187,7 @@ def predict(
     """Classify IMAGES: files, folders (searched recursively for image files) or - for stdin.
 
     Before sending, each image is turned upright per its EXIF orientation and shrunk to
-    --max-side; anything still over the API's 5 MiB limit is refused without a request.
+    --max-side; anything still over the API's 4 MiB limit is refused without a request.
     With several images, one failure does not stop the others.
 
     \b

@@ -306,7 +306,7 @@ def create_app(
     *,
     stage: str = "local",
     binary_media_types: Iterable[str] = DEFAULT_BINARY_MEDIA_TYPES,
-    lambda_timeout_seconds: float = 20.0,
+    lambda_timeout_seconds: float = 25.0,
     max_request_bytes: int = API_GATEWAY_MAX_REQUEST_BYTES,
     max_event_bytes: int = LAMBDA_MAX_EVENT_BYTES,
 ):
@@ -427,8 +427,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--lambda-timeout",
         type=float,
-        default=20.0,
-        help="the function timeout in seconds, as in Terraform (default: 20)",
+        default=25.0,
+        help="the function timeout in seconds, as in Terraform's api module timeout_seconds (default: 25)",
     )
     parser.add_argument("--stage", default="local", help="API Gateway stage name in the events (default: local)")
     parser.add_argument(

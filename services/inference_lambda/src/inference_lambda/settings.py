@@ -29,7 +29,9 @@ class Settings:
     endpoint_connect_timeout_seconds: float = 2.0
     endpoint_max_attempts: int = 3
     endpoint_max_payload_bytes: int = SAGEMAKER_MAX_PAYLOAD_BYTES
-    max_image_bytes: int = 5 * 1024 * 1024
+    # 4 MiB base64-encodes to 5.6 MB: it must fit both Lambda's 6 MB request payload (a raw upload arrives
+    # base64-encoded in the event) and SageMaker's 6 MB invoke limit (the image goes to the endpoint as base64 JSON).
+    max_image_bytes: int = 4 * 1024 * 1024
     max_batch_images: int = 8
     default_top_k: int = 5
     max_top_k: int = 10

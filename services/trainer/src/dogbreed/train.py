@@ -526,6 +526,43 @@ def _warn(ctx: StepContext, messages: Sequence[str]) -> None:
         ctx.warnings.append(message)
 
 
+def make_criterion(weight: torch.Tensor | None = None, label_smoothing: float = 0.0) -> nn.CrossEntropyLoss:
+    """Cross-entropy giving per-sample losses (``reduction="none"``): ``train_one_epoch`` backpropagates
+    their weighted mean and reports their plain mean."""
+    return nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing, reduction="none")
+
+
+def _loss_and_sum(criterion: nn.Module, output: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss to backpropagate, sum of the per-sample losses for the metric).
+
+    With per-sample losses ``l_i`` (class weight ``w_i`` and label smoothing already in them, as
+    ``make_criterion`` gives) the gradient comes from ``sum(l_i) / sum(w_i)``, exactly what
+    ``CrossEntropyLoss(weight=w)`` with mean reduction optimises; the metric is ``sum(l_i)`` over the
+    samples, so ``train_loss`` is the mean per-sample training loss (weights and smoothing included,
+    hence not directly comparable with ``val_loss``, which is plain cross-entropy). Over a whole epoch
+    it is also the weighted mean, since balanced class weights average to 1 over the training set. A criterion that
+    already reduces to the mean (profiling, benchmarks: unweighted) gives ``mean * n``.
+    """
+    losses = criterion(output, targets).float()
+    if losses.ndim == 0:
+        return losses, losses.detach() * targets.shape[0]
+    weight = getattr(criterion, "weight", None)
+    denominator = weight[targets].sum() if weight is not None else losses.new_tensor(float(targets.shape[0]))
+    return losses.sum() / denominator, losses.detach().sum()
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode for a moment, then every module's own mode back (frozen stages stay in eval mode)."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
 def train_one_epoch(
     model: nn.Module,
     criterion: nn.Module,
@@ -536,27 +573,33 @@ def train_one_epoch(
 ) -> dict[str, float]:
     """One pass over ``data_loader``; returns sample-averaged ``loss`` and ``acc1`` (all ranks summed).
 
-    The caller sets train/eval mode of the layers (frozen stages stay in eval mode).
+    ``criterion`` should give per-sample losses (``make_criterion``); see ``_loss_and_sum`` for what
+    is optimised and what is reported. The caller sets train/eval mode of the layers (frozen stages
+    stay in eval mode).
     """
     device = ctx.device
     totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, samples
     for batch in _progress(data_loader, ctx.progress, f"epoch {epoch}"):
-        if batch is None:
-            if _is_distributed() and ctx.placeholder_input is not None:
-                optimizer.zero_grad(set_to_none=True)
-                with autocast(device, ctx.amp_dtype):
-                    output = model(_to_device(ctx.placeholder_input, device, ctx.channels_last))
-                (output.float().sum() * 0.0).backward()
-            continue
-        images, targets = batch
-        images = _to_device(images, device, ctx.channels_last)
-        targets = targets.to(device, non_blocking=True)
-        with autocast(device, ctx.amp_dtype):
-            output = model(images)
-            loss = criterion(output, targets)
-        if ctx.check_head_init and ctx.monitor is not None:
-            _warn(ctx, ctx.monitor.check_head_init(output.detach().float(), ctx.num_classes, labels=targets))
-            ctx.check_head_init = False
+        if batch is None:  # every image of the batch was unreadable
+            if not (_is_distributed() and ctx.placeholder_input is not None):
+                continue  # one process: nothing to learn from it, so no step
+            # The other ranks step on the all-reduced gradients: join the all-reduce with a zero loss
+            # and take the same step, or this rank's weights, optimizer state and loss scale drift.
+            # Eval mode keeps the stand-in input out of the BatchNorm statistics (which DDP broadcasts
+            # from rank 0) and works for a batch of one.
+            with _eval_mode(model), autocast(device, ctx.amp_dtype):
+                output = model(_to_device(ctx.placeholder_input, device, ctx.channels_last))
+            loss, targets = output.float().sum() * 0.0, None
+        else:
+            images, targets = batch
+            images = _to_device(images, device, ctx.channels_last)
+            targets = targets.to(device, non_blocking=True)
+            with autocast(device, ctx.amp_dtype):
+                output = model(images)
+                loss, loss_sum = _loss_and_sum(criterion, output, targets)
+            if ctx.check_head_init and ctx.monitor is not None:
+                _warn(ctx, ctx.monitor.check_head_init(output.detach().float(), ctx.num_classes, labels=targets))
+                ctx.check_head_init = False
 
         optimizer.zero_grad(set_to_none=True)
         parameters = [p for p in model.parameters() if p.requires_grad]
@@ -576,10 +619,10 @@ def train_one_epoch(
         else:
             optimizer.step()
 
-        n = targets.shape[0]
-        totals[0] += loss.detach().float() * n
-        totals[1] += (output.detach().argmax(dim=1) == targets).sum()
-        totals[2] += n
+        if targets is not None:
+            totals[0] += loss_sum
+            totals[1] += (output.detach().argmax(dim=1) == targets).sum()
+            totals[2] += targets.shape[0]
         if ctx.on_step_end is not None:
             ctx.on_step_end(model, ctx.global_step)
         ctx.global_step += 1
@@ -991,7 +1034,12 @@ def _run(args, dist_env: DistributedEnv, device: torch.device, *, on_epoch_end, 
     model = create_model(args.backbone, data.num_classes, args.weights, progress=is_main and sys.stderr.isatty())
 
     output_uri = args.output_dir if args.output_dir.startswith("s3://") else None
-    output_dir = Path(tempfile.mkdtemp(prefix="dogbreed-output-")) if output_uri else Path(args.output_dir)
+    # With an s3:// destination rank 0 stages its outputs in a temporary folder, uploads and removes
+    # it; the other ranks write nothing there, so they make none (it would be left behind).
+    if output_uri:
+        output_dir = Path(tempfile.mkdtemp(prefix="dogbreed-output-")) if is_main else None
+    else:
+        output_dir = Path(args.output_dir)
     model_dir = Path(args.model_dir) if args.model_dir else output_dir
     if args.checkpoint_dir:
         checkpoint_dir = Path(args.checkpoint_dir)
@@ -1011,7 +1059,9 @@ def _run(args, dist_env: DistributedEnv, device: torch.device, *, on_epoch_end, 
                 if checkpoint is not None:
                     _check_checkpoint_fits(checkpoint, args, data)
                     best_path = checkpoint_dir / BEST_MODEL_NAME
-                    if best_path.is_file() and checkpoint.get("best", {}).get("epoch") is not None:
+                    if ("best_model" not in checkpoint and best_path.is_file()
+                            and checkpoint.get("best", {}).get("epoch") is not None):
+                        # Written before checkpoints held their best weights.
                         checkpoint["best_model"] = torch.load(best_path, map_location="cpu", weights_only=True)
                 payload = {"checkpoint": checkpoint}
             except ConfigError as exc:
@@ -1051,7 +1101,7 @@ def _run(args, dist_env: DistributedEnv, device: torch.device, *, on_epoch_end, 
     optimizer = build_optimizer(model, args, device)
     scheduler = build_scheduler(optimizer, args)
     weight = class_weights(data).to(device) if args.class_weights == "balanced" else None
-    criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=args.label_smoothing)
+    criterion = make_criterion(weight, args.label_smoothing)
 
     start_epoch = 0
     best = {"val_loss": math.inf, "epoch": None, "val_acc1": None, "val_acc5": None}
@@ -1074,6 +1124,10 @@ def _run(args, dist_env: DistributedEnv, device: torch.device, *, on_epoch_end, 
         history = list(checkpoint.get("history", []))
         warnings = list(checkpoint.get("warnings", []))
         best_state = checkpoint.get("best_model")
+        if best_state is None and best.get("epoch") == start_epoch:
+            best_state = checkpoint["model"]  # its best epoch is its last: the same weights, stored once
+        if is_main and best_state is not None:  # a kill may have come between the checkpoint and best-model.pth
+            atomic_save(best_state, checkpoint_dir / BEST_MODEL_NAME)
         logger.info("resumed from %s: %d epoch(s) done", checkpoint.get("path"), start_epoch)
 
     train_dataset = ImageDataset(data.splits["train"], train_preset)
@@ -1180,10 +1234,12 @@ def _run(args, dist_env: DistributedEnv, device: torch.device, *, on_epoch_end, 
             logger.info("early stopping: validation loss has not improved for %d epochs (best %.4f at epoch %s)",
                         bad_epochs, best["val_loss"], best["epoch"])
         if is_main:
-            if improved:
-                atomic_save(best_state, checkpoint_dir / BEST_MODEL_NAME)
+            # The best weights travel inside the checkpoint, so a resume pairs them with the right best
+            # epoch and loss whenever the run is killed; best-model.pth is a copy for people and
+            # `dogbreed package`, written after the checkpoint so it is never newer than one.
             atomic_save({
                 "model": model.state_dict(),
+                "best_model": None if best["epoch"] == epoch + 1 else best_state,
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict() if scaler is not None else None,
@@ -1199,6 +1255,8 @@ def _run(args, dist_env: DistributedEnv, device: torch.device, *, on_epoch_end, 
                 "rng": _rng_state(),
                 "dogbreed_version": __version__,
             }, checkpoint_dir / f"checkpoint-epoch{epoch + 1:03d}.pth")
+            if improved:
+                atomic_save(best_state, checkpoint_dir / BEST_MODEL_NAME)
             for _, old_path in list_checkpoints(checkpoint_dir)[: -args.keep_checkpoints]:
                 old_path.unlink(missing_ok=True)
             _atomic_write_text(output_dir / "history.json", json.dumps(_json_safe(history), indent=1) + "\n")

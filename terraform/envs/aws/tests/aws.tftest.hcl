@@ -80,6 +80,52 @@ run "outputs_for_the_client" {
     condition     = !local.endpoint_has_instance_store
     error_message = "The default ml.m5.large endpoint has EBS volumes, encrypted with the stack's key."
   }
+
+  assert {
+    condition     = length(local.lambda_subnet_ids) == 0 && length(local.lambda_security_group_ids) == 0
+    error_message = "By default the Lambda runs outside the VPC, so URL mode reaches the internet without NAT."
+  }
+
+  assert {
+    condition = (
+      !strcontains(module.iam.lambda_policy_json, "ec2:CreateNetworkInterface") &&
+      toset(keys(module.network.interface_endpoint_ids)) == toset(["ssm", "ssmmessages", "ec2messages", "logs"])
+    )
+    error_message = "Outside the VPC the Lambda role needs no ENI permissions and the VPC no SageMaker runtime or X-Ray endpoints."
+  }
+}
+
+run "lambda_in_vpc_with_nat" {
+  command = plan
+
+  variables {
+    lambda_in_vpc      = true
+    enable_nat_gateway = true
+  }
+
+  assert {
+    condition = (
+      length(local.lambda_subnet_ids) == 2 && length(local.lambda_security_group_ids) == 1 &&
+      strcontains(module.iam.lambda_policy_json, "ec2:CreateNetworkInterface")
+    )
+    error_message = "lambda_in_vpc = true must attach the Lambda to both private subnets and grant its role the ENI permissions."
+  }
+
+  assert {
+    condition     = contains(local.interface_endpoint_services, "sagemaker.runtime") && contains(local.interface_endpoint_services, "xray")
+    error_message = "A VPC-attached Lambda reaches the SageMaker runtime and X-Ray through interface endpoints."
+  }
+}
+
+run "lambda_in_vpc_without_nat_warns" {
+  command = plan
+
+  variables {
+    lambda_in_vpc = true
+  }
+
+  # A check block failing is a warning: the plan still succeeds.
+  expect_failures = [check.lambda_in_vpc_reaches_the_internet]
 }
 
 run "gpu_endpoint_gets_no_volume_key" {

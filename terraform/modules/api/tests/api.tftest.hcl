@@ -46,10 +46,15 @@ run "function_and_routes" {
     condition = (
       aws_lambda_function.this.handler == "inference_lambda.app.handler" &&
       aws_lambda_function.this.environment[0].variables["ENDPOINT_NAME"] == "unit-endpoint" &&
-      aws_lambda_function.this.environment[0].variables["ENDPOINT_TIMEOUT_SECONDS"] == "15" &&
+      aws_lambda_function.this.environment[0].variables["ENDPOINT_TIMEOUT_SECONDS"] == "10" &&
       aws_lambda_function.this.environment[0].variables["ALLOWED_ORIGINS"] == ""
     )
     error_message = "The function must get its handler and ENDPOINT_NAME, ENDPOINT_TIMEOUT_SECONDS, ALLOWED_ORIGINS."
+  }
+
+  assert {
+    condition     = length(aws_lambda_function.this.vpc_config) == 0
+    error_message = "Without subnet_ids the function runs outside any VPC."
   }
 
   assert {
@@ -122,6 +127,14 @@ run "function_and_routes" {
     condition     = jsondecode(aws_api_gateway_gateway_response.this["INVALID_API_KEY"].response_templates["application/json"]).error.code == "forbidden"
     error_message = "Gateway errors must use the API's error JSON shape."
   }
+
+  assert {
+    condition = alltrue([
+      for response in aws_api_gateway_gateway_response.this :
+      !strcontains(jsondecode(response.response_templates["application/json"]).error.message, "$")
+    ])
+    error_message = "Gateway error messages must be fixed text: a $context substitution inside a JSON string is not escaped."
+  }
 }
 
 run "provisioned_concurrency_and_origins" {
@@ -141,6 +154,24 @@ run "provisioned_concurrency_and_origins" {
   assert {
     condition     = aws_lambda_function.this.environment[0].variables["ALLOWED_ORIGINS"] == "https://a.example,https://b.example"
     error_message = "ALLOWED_ORIGINS must be comma-joined."
+  }
+}
+
+run "vpc_config_only_with_subnets" {
+  command = plan
+
+  variables {
+    subnet_ids         = ["subnet-aaa", "subnet-bbb"]
+    security_group_ids = ["sg-123"]
+  }
+
+  assert {
+    condition = (
+      length(aws_lambda_function.this.vpc_config) == 1 &&
+      toset(aws_lambda_function.this.vpc_config[0].subnet_ids) == toset(["subnet-aaa", "subnet-bbb"]) &&
+      toset(aws_lambda_function.this.vpc_config[0].security_group_ids) == toset(["sg-123"])
+    )
+    error_message = "subnet_ids must attach the function to those subnets with its security groups."
   }
 }
 
@@ -176,6 +207,41 @@ run "rejects_endpoint_timeout_not_below_lambda_timeout" {
   }
 
   expect_failures = [var.endpoint_timeout_seconds]
+}
+
+run "rejects_endpoint_timeout_leaving_no_time_for_url_fetch" {
+  command = plan
+
+  variables {
+    # 20 + 3 (URL fetch) + 2 (connect) is not below the default 25 s.
+    endpoint_timeout_seconds = 20
+  }
+
+  expect_failures = [var.endpoint_timeout_seconds]
+}
+
+run "counts_url_fetch_timeout_from_environment" {
+  command = plan
+
+  variables {
+    endpoint_timeout_seconds = 15
+    environment              = { URL_FETCH_TIMEOUT_SECONDS = "8" }
+  }
+
+  expect_failures = [var.endpoint_timeout_seconds]
+}
+
+run "accepts_endpoint_timeout_that_fits" {
+  command = plan
+
+  variables {
+    endpoint_timeout_seconds = 19
+  }
+
+  assert {
+    condition     = aws_lambda_function.this.environment[0].variables["ENDPOINT_TIMEOUT_SECONDS"] == "19"
+    error_message = "19 + 3 + 2 < 25 must be accepted."
+  }
 }
 
 run "rejects_provisioned_above_reserved" {
