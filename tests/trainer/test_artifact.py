@@ -288,6 +288,24 @@ def test_a_checkpoint_folder_packages_its_best_model(tmp_path, make_tiny_model):
     assert torch.allclose(loaded.predict_proba(batch)[0], expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("best_seed, expected_seed", [(9, 9), (None, 2)])
+def test_a_checkpoint_folder_prefers_the_best_weights_inside_the_newest_checkpoint(
+        tmp_path, make_tiny_model, best_seed, expected_seed):
+    # best-model.pth is stale (seed 7), as after a kill between the two writes; None means the
+    # checkpoint's own epoch was the best.
+    folder = tmp_path / "checkpoints"
+    best = make_tiny_model(seed=best_seed).state_dict() if best_seed is not None else None
+    write_checkpoint(folder / "checkpoint-epoch003.pth", make_tiny_model(seed=2), best_model=best)
+    torch.save(make_tiny_model(seed=7).state_dict(), folder / "best-model.pth")
+    result = CliRunner().invoke(main, ["package", "--checkpoint", str(folder), "--output-dir", str(tmp_path / "m"),
+                                       "--format", "dir"])
+    assert result.exit_code == 0, result.output
+    batch = torch.randn(2, 3, 32, 32)
+    with torch.inference_mode():
+        expected = make_tiny_model(seed=expected_seed)(batch).softmax(dim=1)
+    assert torch.allclose(load_model(tmp_path / "m").predict_proba(batch)[0], expected, atol=1e-6)
+
+
 # ---- `dogbreed package` bad input --------------------------------------------------------------------
 
 

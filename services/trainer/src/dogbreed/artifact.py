@@ -385,7 +385,8 @@ def model_from_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
     """Rebuild the network and its metadata from ``dogbreed train`` checkpoints.
 
     ``path``: an epoch checkpoint (its weights are packaged), or the checkpoint folder (the newest
-    checkpoint's arguments and classes with ``best-model.pth``'s weights when present, as training does).
+    checkpoint's arguments, classes and best weights, as training does; ``best-model.pth`` for
+    checkpoints written before they carried the best weights).
     """
     path = Path(path)
     if not path.exists():
@@ -402,7 +403,12 @@ def model_from_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
         raise ArtifactError(f"{checkpoint_path}: the checkpoint names no known backbone (got {backbone!r})")
     if not classes:
         raise ArtifactError(f"{checkpoint_path}: the checkpoint has no class list")
-    state = _torch_load(weights_path, "state dict") if weights_path else checkpoint["model"]
+    if path.is_dir() and "best_model" in checkpoint:
+        # The newest checkpoint carries its best weights (None: its own epoch was the best), so they match
+        # its recorded best metrics even after a kill before best-model.pth was rewritten.
+        state = checkpoint["best_model"] or checkpoint["model"]
+    else:
+        state = _torch_load(weights_path, "state dict") if weights_path else checkpoint["model"]
     state = {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state.items()}
     model = build_model(backbone, len(classes))
     try:
