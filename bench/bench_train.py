@@ -32,29 +32,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import cpu_model, load_average
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "bench" / "results"
 
 
-def load() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
-
 
 def now() -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S %Z")
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def make_stepper(*, amp: str, channels_last: bool, batch_size: int, image_size: int = 224):
@@ -205,7 +191,7 @@ def main() -> None:
     torch.set_num_threads(options.threads)
     began = time.perf_counter()
     report: dict = {
-        "machine": {"cpu": cpu_name(), "nproc": os.cpu_count(), "threads": options.threads, "torch": torch.__version__,
+        "machine": {"cpu": cpu_model(), "nproc": os.cpu_count(), "threads": options.threads, "torch": torch.__version__,
                     "cpu_bf16": cpu_supports_bf16(), "python": platform.python_version()},
         "date": now(),
     }
@@ -215,8 +201,8 @@ def main() -> None:
                                 "channels_last": defaults.channels_last, "optimizer": f"{defaults.optimizer} (fused)"}
 
     if "1" in parts:
-        print(f"[1/3] ResNet-50 fine-tuning steps, batch {options.batch_size} (load {load()})", file=sys.stderr)
-        load_before = load()
+        print(f"[1/3] ResNet-50 fine-tuning steps, batch {options.batch_size} (load {load_average()})", file=sys.stderr)
+        load_before = load_average()
         measured = step_throughputs(
             {"fp32": {"amp": "none", "channels_last": False},
              "default": {"amp": defaults.amp, "channels_last": defaults.channels_last}},
@@ -227,7 +213,7 @@ def main() -> None:
         print(f"  default ({default['amp']} + channels_last): {default['images_per_s']:.2f} img/s", file=sys.stderr)
         report["throughput"] = {"fp32": fp32, "default": default,
                                 "speedup": default["images_per_s"] / fp32["images_per_s"],
-                                "load_before": load_before, "load_after": load(), "measured_at": now()}
+                                "load_before": load_before, "load_after": load_average(), "measured_at": now()}
 
     photos_root = options.photos / "stanford-dogs-3breeds"
     if photos_root.is_dir():
@@ -249,19 +235,19 @@ def main() -> None:
             photos.append((str(path), i % 3))
         source = f"{len(photos)} synthetic 500x375 JPEGs (no real photos found)"
     if "2" in parts:
-        print(f"[2/3] frozen backbone, {source} (load {load()})", file=sys.stderr)
-        load_before = load()
+        print(f"[2/3] frozen backbone, {source} (load {load_average()})", file=sys.stderr)
+        load_before = load_average()
         cache = cache_speedup(photos, batch_size=options.batch_size, epochs_cached=5)
         print(f"  uncached epoch {cache['uncached_epoch_s']:.2f}s, cached epoch {cache['cached_epoch_s'] * 1000:.1f} ms, "
               f"{cache['speedup']:.0f}x", file=sys.stderr)
-        report["cache"] = {**cache, "source": source, "load_before": load_before, "load_after": load(),
+        report["cache"] = {**cache, "source": source, "load_before": load_before, "load_after": load_average(),
                            "measured_at": now()}
 
     if "3" in parts and photos_root.is_dir():
-        print(f"[3/3] starter weights fine-tuned on {photos_root.name} (load {load()})", file=sys.stderr)
-        load_before = load()
+        print(f"[3/3] starter weights fine-tuned on {photos_root.name} (load {load_average()})", file=sys.stderr)
+        load_before = load_average()
         report["finetune"] = {**finetune_starter(photos_root, epochs=options.finetune_epochs, threads=options.threads),
-                              "load_before": load_before, "load_after": load(), "measured_at": now()}
+                              "load_before": load_before, "load_after": load_average(), "measured_at": now()}
         print(f"  test top-1 {report['finetune']['test_acc1']:.4f}", file=sys.stderr)
     report["total_s"] = time.perf_counter() - began
 
