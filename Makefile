@@ -18,7 +18,11 @@ SAMPLE_PHOTOS := $(SHARED_PHOTOS)/udacity-samples
 
 TOOLS     := .venv/tools
 TOX       := $(TOOLS)/bin/tox
-STACK_BIN := .tox/stack/bin
+# Each service runs from its own tox virtualenv, as it would on AWS: only the trainer's has torch.
+TRAINER_BIN := .tox/trainer/bin
+LAMBDA_BIN  := .tox/lambda/bin
+CLIENT_BIN  := .tox/client/bin
+SERVICE_ENVS := .tox/.service-envs.stamp
 STACK     := $(PYTHON) scripts/localstack.py --run-dir $(RUN_DIR) --host $(HOST) \
              --endpoint-port $(ENDPOINT_PORT) --api-port $(API_PORT)
 API_URL   := http://$(HOST):$(API_PORT)
@@ -46,17 +50,17 @@ test-trainer: $(TOX) ## run the trainer and serving tests
 	$(TOX) run -e trainer
 test-terraform: $(TOX) ## run fmt, validate, terraform test, checkov and the moto apply/destroy
 	$(TOX) run -e checkov,terraform
-test-e2e: $(TOX) ## run the end-to-end tests through the local stack
+test-e2e: stack-env ## run the end-to-end tests through the local stack
 	$(TOX) run -e stack
 
-stack-env: $(STACK_BIN)/dogbreed ## build the virtualenv the local stack runs in (.tox/stack)
-$(STACK_BIN)/dogbreed: $(TOX) services/*/pyproject.toml requirements/constraints.txt
-	$(TOX) run -e stack --notest
+stack-env: $(SERVICE_ENVS) ## build the service virtualenvs the local stack runs from (.tox/trainer, lambda, client)
+$(SERVICE_ENVS): $(TOX) services/*/pyproject.toml requirements/constraints.txt
+	$(TOX) run -e trainer,lambda,client --notest
 	@touch $@
 
 model: $(MODEL) ## build the offline starter model (ImageNet EfficientNet-Lite0 restricted to dog breeds)
-$(MODEL): $(STACK_BIN)/dogbreed
-	$(STACK_BIN)/dogbreed package --pretrained imagenet-dogs --output-dir $(dir $(MODEL))
+$(MODEL): $(SERVICE_ENVS)
+	$(TRAINER_BIN)/dogbreed package --pretrained imagenet-dogs --output-dir $(dir $(MODEL))
 
 up: stack-env $(MODEL) ## start the endpoint server and the API front in the background (idempotent)
 	@$(STACK) up --model $(MODEL)
@@ -77,18 +81,18 @@ demo: up ## set up, serve the starter model and classify photos (IMAGES=... to p
 	  echo "No photos to classify: pass your own, e.g. make demo IMAGES='path/to/dog.jpg path/to/folder'"; \
 	else \
 	  echo "== dogclient predict $$images"; \
-	  $(STACK_BIN)/dogclient predict --api-url $(API_URL) --top-k 3 $$images; \
+	  $(CLIENT_BIN)/dogclient predict --api-url $(API_URL) --top-k 3 $$images; \
 	fi
 	@echo
 	@echo "The stack keeps running (make status, make logs, make down). Try it yourself:"
-	@echo "  $(STACK_BIN)/dogclient predict --api-url $(API_URL) path/to/dog.jpg"
+	@echo "  $(CLIENT_BIN)/dogclient predict --api-url $(API_URL) path/to/dog.jpg"
 	@echo "  curl -s $(API_URL)/health"
 	@echo "  curl -s -X POST $(API_URL)/predict -H 'Content-Type: image/jpeg' --data-binary @path/to/dog.jpg"
 
 demo-train: stack-env ## fine-tune on DATA=folder, package, serve the new model, print the evaluation
 	@test -n "$(DATA)" || { echo "usage: make demo-train DATA=path/to/labelled/photos [EPOCHS=$(EPOCHS)]"; exit 2; }
 	@# Frozen backbone + no augmentation: features are computed once, so this takes minutes on a laptop CPU.
-	$(STACK_BIN)/dogbreed train --data "$(DATA)" --backbone efficientnet_lite0 --weights imagenet \
+	$(TRAINER_BIN)/dogbreed train --data "$(DATA)" --backbone efficientnet_lite0 --weights imagenet \
 	  --mode frozen --augmentation none --epochs $(EPOCHS) --output-dir $(RUN_DIR)/trained
 	@$(STACK) restart-endpoint --model $(RUN_DIR)/trained/model.tar.gz
 	@sed -n '1,/^## Per-breed/p' $(RUN_DIR)/trained/report/report.md
@@ -101,10 +105,10 @@ trainer-wheel: ## build the trainer wheel for the EC2 trainer host (dist/dogbree
 	$(PYTHON) -m pip wheel --quiet --no-deps --wheel-dir dist services/trainer
 
 bench: stack-env ## run the benchmarks; results land in bench/results/
-	$(STACK_BIN)/python bench/bench_train.py
-	$(STACK_BIN)/python bench/bench_serving.py
-	$(STACK_BIN)/python bench/bench_starter.py
-	$(STACK_BIN)/python bench/bench_lambda.py
+	$(TRAINER_BIN)/python bench/bench_train.py
+	$(TRAINER_BIN)/python bench/bench_serving.py
+	$(TRAINER_BIN)/python bench/bench_starter.py
+	$(LAMBDA_BIN)/python bench/bench_lambda.py
 
 lock: $(TOX) ## re-pin requirements/constraints.txt from the current tox environments
 	$(PYTHON) scripts/lock.py

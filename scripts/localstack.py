@@ -23,7 +23,8 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_BIN = REPO / ".tox" / "stack" / "bin"
+# Each service runs from its own virtualenv, as on AWS: the API front never has torch.
+SERVICE_BINS = {"trainer": REPO / ".tox" / "trainer" / "bin", "lambda": REPO / ".tox" / "lambda" / "bin"}
 ENDPOINT_NAME = "local-dogbreed"
 
 
@@ -74,7 +75,7 @@ def started_by_us(record: dict) -> bool:
 class Stack:
     def __init__(self, args: argparse.Namespace):
         self.run_dir = Path(args.run_dir).resolve()
-        self.bin = Path(args.bin_dir).resolve()
+        self.bins = {"endpoint": Path(args.trainer_bin).resolve(), "api": Path(args.lambda_bin).resolve()}
         self.host = args.host
 
     def record_path(self, name: str) -> Path:
@@ -99,7 +100,7 @@ class Stack:
         if port_in_use(self.host, port):
             raise SystemExit(f"error: {name}: port {port} on {self.host} is already in use by another program; "
                              f"pick another with the port variables (see `make help`)")
-        executable = self.bin / program
+        executable = self.bins[name] / program
         if not executable.exists():
             raise SystemExit(f"error: {executable} not found: run `make stack-env` first")
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -207,8 +208,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("command", choices=["up", "down", "status", "logs", "restart-endpoint"])
     parser.add_argument("--run-dir", default=os.environ.get("RUN_DIR", str(REPO / ".run")),
                         help="folder for PID, log and record files (default: .run/)")
-    parser.add_argument("--bin-dir", default=str(DEFAULT_BIN),
-                        help="virtualenv bin folder with dogbreed and dogapi-local (default: .tox/stack/bin)")
+    parser.add_argument("--trainer-bin", default=str(SERVICE_BINS["trainer"]),
+                        help="virtualenv bin folder with `dogbreed` (default: .tox/trainer/bin)")
+    parser.add_argument("--lambda-bin", default=str(SERVICE_BINS["lambda"]),
+                        help="virtualenv bin folder with `dogapi-local` (default: .tox/lambda/bin)")
     parser.add_argument("--model", default=str(REPO / ".run" / "model" / "model.tar.gz"),
                         help="model artifact to serve (default: .run/model/model.tar.gz)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")

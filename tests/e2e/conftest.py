@@ -12,7 +12,17 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
+
+
+def service_bin(service: str, program: str) -> Path:
+    """A service's command from that service's own virtualenv (tox sets <SERVICE>_BIN; `make stack-env` builds them)."""
+    folder = Path(os.environ.get(f"{service.upper()}_BIN", REPO / ".tox" / service / "bin"))
+    path = folder / program
+    if not path.exists():
+        pytest.fail(f"{path} not found: build the service environments with `make stack-env`", pytrace=False)
+    return path
+
+
 PHOTOS = Path(os.environ.get("DOG_PHOTOS_DIR", REPO.parent / "shared" / "data" / "dog-photos"))
 
 
@@ -25,7 +35,7 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def starter_model(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("model")
-    subprocess.run([str(BIN / "dogbreed"), "package", "--pretrained", "imagenet-dogs", "--output-dir", str(out)],
+    subprocess.run([str(service_bin("trainer", "dogbreed")), "package", "--pretrained", "imagenet-dogs", "--output-dir", str(out)],
                    check=True)
     return out / "model.tar.gz"
 
@@ -36,7 +46,8 @@ def stack(tmp_path_factory, starter_model):
     run_dir = tmp_path_factory.mktemp("run")
     ports = {"endpoint": free_port(), "api": free_port()}
     base = [sys.executable, str(REPO / "scripts" / "localstack.py"), "--run-dir", str(run_dir),
-            "--bin-dir", str(BIN), "--endpoint-port", str(ports["endpoint"]), "--api-port", str(ports["api"])]
+            "--trainer-bin", str(service_bin("trainer", "dogbreed").parent),
+            "--lambda-bin", str(service_bin("lambda", "dogapi-local").parent), "--endpoint-port", str(ports["endpoint"]), "--api-port", str(ports["api"])]
     subprocess.run([*base, "up", "--model", str(starter_model)], check=True)
     try:
         yield {"api_url": f"http://127.0.0.1:{ports['api']}", "endpoint_url": f"http://127.0.0.1:{ports['endpoint']}",

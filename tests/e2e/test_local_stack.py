@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import BIN, jpeg_bytes
+from conftest import jpeg_bytes, service_bin
 
 # The starter model's names for the breeds of ../shared/data/dog-photos/udacity-samples (American water
 # spaniel has no ImageNet class).
@@ -43,7 +43,7 @@ def test_health_names_the_endpoint(stack):
 
 
 def test_dogclient_classifies_every_sample_photo(stack, sample_photos):
-    result = subprocess.run([str(BIN / "dogclient"), "predict", "--api-url", stack["api_url"], "--json",
+    result = subprocess.run([str(service_bin("client", "dogclient")), "predict", "--api-url", stack["api_url"], "--json",
                              "--top-k", "3", *map(str, sample_photos)],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -68,7 +68,7 @@ def test_dogclient_classifies_every_sample_photo(stack, sample_photos):
 
 
 def test_human_output_lists_breeds(stack, sample_photos):
-    result = subprocess.run([str(BIN / "dogclient"), "predict", "--api-url", stack["api_url"], str(sample_photos[0])],
+    result = subprocess.run([str(service_bin("client", "dogclient")), "predict", "--api-url", stack["api_url"], str(sample_photos[0])],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "%" in result.stdout

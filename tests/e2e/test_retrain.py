@@ -6,7 +6,7 @@ import base64
 import json
 import subprocess
 
-from conftest import BIN, jpeg_bytes
+from conftest import jpeg_bytes, service_bin
 from PIL import Image
 from test_local_stack import call
 
@@ -26,7 +26,7 @@ def make_stanford_folder(root):
 def test_retrained_model_replaces_the_served_one(stack, tmp_path):
     data = make_stanford_folder(tmp_path / "my-dogs")
     out = tmp_path / "trained"
-    subprocess.run([str(BIN / "dogbreed"), "train", "--data", str(data), "--backbone", "efficientnet_lite0",
+    subprocess.run([str(service_bin("trainer", "dogbreed")), "train", "--data", str(data), "--backbone", "efficientnet_lite0",
                     "--weights", "imagenet", "--mode", "frozen", "--augmentation", "none", "--epochs", "2",
                     "--image-size", "64", "--resize-size", "72", "--workers", "0", "--output-dir", str(out)],
                    check=True, capture_output=True, text=True)
