@@ -56,6 +56,8 @@ test-e2e: stack-env ## run the end-to-end tests through the local stack
 stack-env: $(SERVICE_ENVS) ## build the service virtualenvs the local stack runs from (.tox/trainer, lambda, client)
 $(SERVICE_ENVS): $(TOX) services/*/pyproject.toml requirements/constraints.txt
 	$(TOX) run -e trainer,lambda,client --notest
+	@# As in tox.ini: triton is torch's GPU kernel compiler (~900 MB), unused on a CPU.
+	$(TRAINER_BIN)/python -m pip uninstall --yes --quiet triton
 	@touch $@
 
 model: $(MODEL) ## build the offline starter model (ImageNet EfficientNet-Lite0 restricted to dog breeds)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 import torch
 
 import dogbreed.train as train_module
 from dogbreed.metric_lines import parse_epoch_line
-from dogbreed.train import atomic_save, cli_main, list_checkpoints
+from dogbreed.train import StorageError, atomic_save, cli_main, list_checkpoints
 
 STEPS_PER_EPOCH = 3  # 18 training images, batch size 6
 
@@ -137,11 +138,38 @@ def test_checkpoints_are_never_half_written(tmp_path, monkeypatch):
         raise OSError("No space left on device")
 
     monkeypatch.setattr(torch, "save", failing_save)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(StorageError, match=r"cannot write .*checkpoint-epoch001.pth: No space left on device \(.* MiB free there\)"):
         atomic_save({"epoch": 2}, target)
     monkeypatch.undo()
     assert torch.load(target, weights_only=True) == {"epoch": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint-epoch001.pth"]
+
+
+def test_a_full_disk_ends_training_with_one_clear_line_and_keeps_the_last_checkpoint(
+        dogimages_dir, tmp_path, train_argv, capsys, monkeypatch):
+    real_save = torch.save
+    saves = []
+
+    def save_fails_in_epoch_two(obj, f, *args, **kwargs):
+        # What torch reports when the disk fills up under it.
+        if isinstance(obj, dict) and obj.get("epoch") == 2:
+            raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 1024 vs 980\nmore detail")
+        saves.append(obj.get("epoch") if isinstance(obj, dict) else None)
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save_fails_in_epoch_two)
+    out = tmp_path / "out"
+    code, _, stderr = run(train_argv(dogimages_dir, out, "--epochs", "3"), capsys)
+    assert code == 1
+    last = stderr.strip().splitlines()[-1]
+    assert re.fullmatch(r"dogbreed train: error: cannot write .*checkpoint-epoch002\.pth: \[enforce fail at "
+                        r"inline_container\.cc:664\] \. unexpected pos 1024 vs 980 \(.* MiB free there\); "
+                        r"files written before are intact", last), last
+    assert "Traceback" not in stderr
+    assert [epoch for epoch, _ in list_checkpoints(out / "checkpoints")] == [1]
+    assert not [p.name for p in (out / "checkpoints").iterdir() if p.name.startswith(".")]  # no temporary files
+    assert torch.load(out / "checkpoints" / "checkpoint-epoch001.pth", weights_only=True)["epoch"] == 1
+    assert saves.count(1) >= 1
 
 
 @pytest.mark.parametrize(("killed_writing", "best_epoch"), [("checkpoint-epoch002.pth", 1), ("best-model.pth", 2)])

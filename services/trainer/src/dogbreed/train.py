@@ -104,6 +104,10 @@ class ConfigError(ValueError):
 USER_ERRORS = (ConfigError, DataError, WeightsError, UnknownBackboneError, LaunchError)
 
 
+class StorageError(OSError):
+    """A checkpoint or cache file could not be written (disk full, quota, read-only); earlier files are intact."""
+
+
 # --- arguments ------------------------------------------------------------------------------------
 
 
@@ -792,7 +796,10 @@ class FeatureCache:
             value = compute()
             logger.info("computed %s features for %d images in %.1fs", split, value[0].shape[0], time.perf_counter() - started)
             if path is not None and write:
-                atomic_save({"features": value[0], "labels": value[1], "key": self.key_parts}, path)
+                try:
+                    atomic_save({"features": value[0], "labels": value[1], "key": self.key_parts}, path)
+                except StorageError as exc:  # the on-disk copy only saves time later: train on without it
+                    logger.warning("feature cache not kept on disk: %s", exc)
         self.memory[split] = value
         return value
 
@@ -817,10 +824,27 @@ def atomic_save(obj, path: str | os.PathLike) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:
+        # torch.save reports a failed write as RuntimeError("PytorchStreamWriter failed writing file ...").
+        Path(tmp).unlink(missing_ok=True)
+        raise StorageError(f"cannot write {path}: {_first_line(exc)} "
+                           f"({_free_space(path.parent)} free there); files written before are intact") from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def _free_space(folder: Path) -> str:
+    try:
+        return f"{shutil.disk_usage(folder).free / 2**20:,.0f} MiB"
+    except OSError:
+        return "unknown space"
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -1416,6 +1440,9 @@ def cli_main(argv: Sequence[str] | None = None, prog: str = "dogbreed train") ->
     except USER_ERRORS as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
+    except StorageError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; the last completed epoch's checkpoint is kept (resume with --resume auto)", file=sys.stderr)
         return 130
