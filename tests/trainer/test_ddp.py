@@ -62,7 +62,9 @@ def run_two_ranks(tmp_path: Path, argv: list[str]) -> tuple[subprocess.Completed
     worker.write_text(WORKER)
     records = tmp_path / "records"
     records.mkdir()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo", "PYTHONUNBUFFERED": "1"}
+    # TMPDIR: torchrun leaves a torchelastic_* folder in the temporary directory; keep it in tmp_path.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo", "PYTHONUNBUFFERED": "1",
+           "TMPDIR": str(tmp_path)}
     src = Path(__file__).resolve().parents[2] / "services" / "trainer" / "src"
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(src), env.get("PYTHONPATH")) if p)
     command = [

@@ -3,6 +3,9 @@ locals {
     predict = { method = "POST", path = "predict" }
     health  = { method = "GET", path = "health" }
   }
+  # Browsers send a CORS preflight (OPTIONS, no API key) before a cross-origin POST with x-api-key. The
+  # function answers it from ALLOWED_ORIGINS, so the routes exist only when some origin is allowed.
+  preflight_routes = length(var.allowed_origins) > 0 ? local.routes : {}
 }
 
 resource "aws_api_gateway_rest_api" "this" {
@@ -74,6 +77,29 @@ resource "aws_api_gateway_integration" "this" {
   uri                     = aws_lambda_alias.live.invoke_arn
 }
 
+resource "aws_api_gateway_method" "preflight" {
+  for_each = local.preflight_routes
+
+  rest_api_id      = aws_api_gateway_rest_api.this.id
+  resource_id      = aws_api_gateway_resource.this[each.key].id
+  http_method      = "OPTIONS"
+  authorization    = "NONE"
+  api_key_required = false # browsers never send custom headers with a preflight
+  # Nothing to validate in a preflight, but every method goes through the validator.
+  request_validator_id = aws_api_gateway_request_validator.this.id
+}
+
+resource "aws_api_gateway_integration" "preflight" {
+  for_each = local.preflight_routes
+
+  rest_api_id             = aws_api_gateway_rest_api.this.id
+  resource_id             = aws_api_gateway_resource.this[each.key].id
+  http_method             = aws_api_gateway_method.preflight[each.key].http_method
+  type                    = "AWS_PROXY"
+  integration_http_method = "POST"
+  uri                     = aws_lambda_alias.live.invoke_arn
+}
+
 resource "aws_api_gateway_deployment" "this" {
   rest_api_id = aws_api_gateway_rest_api.this.id
   description = "Managed by Terraform"
@@ -90,6 +116,8 @@ resource "aws_api_gateway_deployment" "this" {
       [for route in aws_api_gateway_resource.this : route.id],
       [for method in aws_api_gateway_method.this : method.id],
       [for integration in aws_api_gateway_integration.this : integration.id],
+      [for method in aws_api_gateway_method.preflight : method.id],
+      [for integration in aws_api_gateway_integration.preflight : integration.id],
       aws_api_gateway_request_validator.this.id,
     ]))
   }

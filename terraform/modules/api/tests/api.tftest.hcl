@@ -86,6 +86,11 @@ run "function_and_routes" {
   }
 
   assert {
+    condition     = length(aws_api_gateway_method.preflight) == 0 && length(aws_lambda_permission.preflight) == 0
+    error_message = "No allowed origins, no OPTIONS routes."
+  }
+
+  assert {
     condition = (
       aws_api_gateway_request_validator.this.validate_request_body && aws_api_gateway_request_validator.this.validate_request_parameters &&
       aws_api_gateway_method.this["predict"].request_validator_id == aws_api_gateway_request_validator.this.id &&
@@ -154,6 +159,20 @@ run "provisioned_concurrency_and_origins" {
   assert {
     condition     = aws_lambda_function.this.environment[0].variables["ALLOWED_ORIGINS"] == "https://a.example,https://b.example"
     error_message = "ALLOWED_ORIGINS must be comma-joined."
+  }
+
+  assert {
+    condition = alltrue([
+      for key in ["predict", "health"] :
+      aws_api_gateway_method.preflight[key].http_method == "OPTIONS" && !aws_api_gateway_method.preflight[key].api_key_required &&
+      aws_api_gateway_integration.preflight[key].type == "AWS_PROXY" && aws_api_gateway_integration.preflight[key].uri == aws_lambda_alias.live.invoke_arn
+    ])
+    error_message = "With allowed origins, OPTIONS on both routes must reach the function without an API key (CORS preflight)."
+  }
+
+  assert {
+    condition     = aws_lambda_permission.preflight["predict"].source_arn == "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/OPTIONS/predict"
+    error_message = "API Gateway may invoke the function for the preflight of its own routes only."
   }
 }
 
