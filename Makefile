@@ -57,7 +57,7 @@ stack-env: $(SERVICE_ENVS) ## build the service virtualenvs the local stack runs
 $(SERVICE_ENVS): $(TOX) services/*/pyproject.toml requirements/constraints.txt
 	$(TOX) run -e trainer,lambda,client --notest
 	@# As in tox.ini: triton is torch's GPU kernel compiler (~900 MB), unused on a CPU.
-	$(TRAINER_BIN)/python -m pip uninstall --yes --quiet triton
+	$(TRAINER_BIN)/python -m pip uninstall --yes --quiet --quiet triton
 	@touch $@
 
 model: $(MODEL) ## build the offline starter model (ImageNet EfficientNet-Lite0 restricted to dog breeds)
