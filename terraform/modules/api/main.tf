@@ -67,7 +67,7 @@ resource "aws_lambda_provisioned_concurrency_config" "live" {
 }
 
 resource "aws_lambda_permission" "api" {
-  for_each = local.routes
+  for_each = local.methods
 
   statement_id  = "AllowApiGateway_${each.key}"
   action        = "lambda:InvokeFunction"
@@ -75,15 +75,4 @@ resource "aws_lambda_permission" "api" {
   qualifier     = aws_lambda_alias.live.name
   principal     = "apigateway.amazonaws.com"
   source_arn    = "${aws_api_gateway_rest_api.this.execution_arn}/${var.stage_name}/${each.value.method}/${each.value.path}"
-}
-
-resource "aws_lambda_permission" "preflight" {
-  for_each = local.preflight_routes
-
-  statement_id  = "AllowApiGatewayPreflight_${each.key}"
-  action        = "lambda:InvokeFunction"
-  function_name = aws_lambda_function.this.function_name
-  qualifier     = aws_lambda_alias.live.name
-  principal     = "apigateway.amazonaws.com"
-  source_arn    = "${aws_api_gateway_rest_api.this.execution_arn}/${var.stage_name}/OPTIONS/${each.value.path}"
 }

@@ -4,8 +4,12 @@ locals {
     health  = { method = "GET", path = "health" }
   }
   # Browsers send a CORS preflight (OPTIONS, no API key) before a cross-origin POST with x-api-key. The
-  # function answers it from ALLOWED_ORIGINS, so the routes exist only when some origin is allowed.
-  preflight_routes = length(var.allowed_origins) > 0 ? local.routes : {}
+  # function answers it from ALLOWED_ORIGINS, so those methods exist only when some origin is allowed.
+  preflight_methods = length(var.allowed_origins) > 0 ? {
+    for key, route in local.routes : "${key}_preflight" => { method = "OPTIONS", path = route.path, resource = key }
+  } : {}
+  # Every method of every route, all Lambda proxy integrations of the live alias.
+  methods = merge({ for key, route in local.routes : key => merge(route, { resource = key }) }, local.preflight_methods)
 }
 
 resource "aws_api_gateway_rest_api" "this" {
@@ -53,13 +57,14 @@ resource "aws_api_gateway_model" "predict_json" {
 }
 
 resource "aws_api_gateway_method" "this" {
-  for_each = local.routes
+  for_each = local.methods
 
-  rest_api_id          = aws_api_gateway_rest_api.this.id
-  resource_id          = aws_api_gateway_resource.this[each.key].id
-  http_method          = each.value.method
-  authorization        = "NONE"
-  api_key_required     = var.require_api_key
+  rest_api_id   = aws_api_gateway_rest_api.this.id
+  resource_id   = aws_api_gateway_resource.this[each.value.resource].id
+  http_method   = each.value.method
+  authorization = "NONE"
+  # Browsers never send custom headers (x-api-key) with a preflight.
+  api_key_required     = var.require_api_key && each.value.method != "OPTIONS"
   request_validator_id = aws_api_gateway_request_validator.this.id
 
   request_parameters = each.key == "predict" ? { "method.request.header.Content-Type" = true } : {}
@@ -67,34 +72,11 @@ resource "aws_api_gateway_method" "this" {
 }
 
 resource "aws_api_gateway_integration" "this" {
-  for_each = local.routes
+  for_each = local.methods
 
   rest_api_id             = aws_api_gateway_rest_api.this.id
-  resource_id             = aws_api_gateway_resource.this[each.key].id
+  resource_id             = aws_api_gateway_resource.this[each.value.resource].id
   http_method             = aws_api_gateway_method.this[each.key].http_method
-  type                    = "AWS_PROXY"
-  integration_http_method = "POST"
-  uri                     = aws_lambda_alias.live.invoke_arn
-}
-
-resource "aws_api_gateway_method" "preflight" {
-  for_each = local.preflight_routes
-
-  rest_api_id      = aws_api_gateway_rest_api.this.id
-  resource_id      = aws_api_gateway_resource.this[each.key].id
-  http_method      = "OPTIONS"
-  authorization    = "NONE"
-  api_key_required = false # browsers never send custom headers with a preflight
-  # Nothing to validate in a preflight, but every method goes through the validator.
-  request_validator_id = aws_api_gateway_request_validator.this.id
-}
-
-resource "aws_api_gateway_integration" "preflight" {
-  for_each = local.preflight_routes
-
-  rest_api_id             = aws_api_gateway_rest_api.this.id
-  resource_id             = aws_api_gateway_resource.this[each.key].id
-  http_method             = aws_api_gateway_method.preflight[each.key].http_method
   type                    = "AWS_PROXY"
   integration_http_method = "POST"
   uri                     = aws_lambda_alias.live.invoke_arn
@@ -108,7 +90,7 @@ resource "aws_api_gateway_deployment" "this" {
   # computed attributes would change the hash during apply).
   triggers = {
     redeployment = sha1(jsonencode([
-      local.routes,
+      local.methods,
       local.gateway_responses,
       var.binary_media_types,
       var.require_api_key,
@@ -116,8 +98,6 @@ resource "aws_api_gateway_deployment" "this" {
       [for route in aws_api_gateway_resource.this : route.id],
       [for method in aws_api_gateway_method.this : method.id],
       [for integration in aws_api_gateway_integration.this : integration.id],
-      [for method in aws_api_gateway_method.preflight : method.id],
-      [for integration in aws_api_gateway_integration.preflight : integration.id],
       aws_api_gateway_request_validator.this.id,
     ]))
   }

@@ -86,7 +86,7 @@ run "function_and_routes" {
   }
 
   assert {
-    condition     = length(aws_api_gateway_method.preflight) == 0 && length(aws_lambda_permission.preflight) == 0
+    condition     = length(aws_api_gateway_method.this) == 2 && length(aws_lambda_permission.api) == 2
     error_message = "No allowed origins, no OPTIONS routes."
   }
 
@@ -163,15 +163,15 @@ run "provisioned_concurrency_and_origins" {
 
   assert {
     condition = alltrue([
-      for key in ["predict", "health"] :
-      aws_api_gateway_method.preflight[key].http_method == "OPTIONS" && !aws_api_gateway_method.preflight[key].api_key_required &&
-      aws_api_gateway_integration.preflight[key].type == "AWS_PROXY" && aws_api_gateway_integration.preflight[key].uri == aws_lambda_alias.live.invoke_arn
-    ])
+      for key in ["predict_preflight", "health_preflight"] :
+      aws_api_gateway_method.this[key].http_method == "OPTIONS" && !aws_api_gateway_method.this[key].api_key_required &&
+      aws_api_gateway_integration.this[key].type == "AWS_PROXY" && aws_api_gateway_integration.this[key].uri == aws_lambda_alias.live.invoke_arn
+    ]) && aws_api_gateway_method.this["predict"].api_key_required
     error_message = "With allowed origins, OPTIONS on both routes must reach the function without an API key (CORS preflight)."
   }
 
   assert {
-    condition     = aws_lambda_permission.preflight["predict"].source_arn == "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/OPTIONS/predict"
+    condition     = aws_lambda_permission.api["predict_preflight"].source_arn == "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/OPTIONS/predict"
     error_message = "API Gateway may invoke the function for the preflight of its own routes only."
   }
 }
