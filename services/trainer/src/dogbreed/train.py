@@ -824,13 +824,12 @@ def atomic_save(obj, path: str | os.PathLike) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except (OSError, RuntimeError) as exc:
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
         # torch.save reports a failed write as RuntimeError("PytorchStreamWriter failed writing file ...").
-        Path(tmp).unlink(missing_ok=True)
-        raise StorageError(f"cannot write {path}: {_first_line(exc)} "
-                           f"({_free_space(path.parent)} free there); files written before are intact") from exc
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, (OSError, RuntimeError)):
+            raise StorageError(f"cannot write {path}: {_first_line(exc)} "
+                               f"({_free_space(path.parent)} free there); files written before are intact") from exc
         raise
     return path
 
