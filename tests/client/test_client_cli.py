@@ -9,13 +9,14 @@ import stat
 import click
 import pytest
 from click.testing import CliRunner
-from dogclient.cli import ProgressBar, cli, probability_bar
+import dogclient.cli as cli_module
+from dogclient.cli import ProgressBar, cli, probability_bar, render_prediction
 from dogclient_fakes import make_image
 
 TABLE_TOP3 = (
-    "  Labrador retriever         91.2%  ██████████████████▎\n"
-    "  Golden retriever            5.1%  █\n"
-    "  Chesapeake bay retriever    2.0%  ▍\n"
+    "  Labrador retriever               91.2%  ██████████████████▎\n"
+    "  Golden retriever                  5.1%  █\n"
+    "  Chesapeake bay retriever          2.0%  ▍\n"
 )
 
 
@@ -25,6 +26,9 @@ def run(config_file, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
     def invoke(*args: str, input: str | bytes | None = None, env: dict[str, str] | None = None):
+        # Every run "takes" 2.5 s, so the summary line after several images can be asserted exactly.
+        ticks = iter([100.0, 102.5])
+        monkeypatch.setattr(cli_module, "_clock", lambda: next(ticks))
         return CliRunner().invoke(cli, list(args), input=input, env=env, catch_exceptions=False)
 
     return invoke
@@ -50,8 +54,9 @@ def test_predict_several_images_in_input_order_with_blank_lines(run, fake_api, t
         make_image(tmp_path / name, size=(30 + index, 30), format="PNG")
     result = run("predict", *names, "--top-k", "1", "--concurrency", "3", "--api-url", fake_api.url)
     assert result.exit_code == 0
-    expected = "\n".join(f"{name}\n  Labrador retriever   91.2%  ██████████████████▎\n" for name in names)
+    expected = "\n".join(f"{name}\n  Labrador retriever               91.2%  ██████████████████▎\n" for name in names)
     assert result.stdout == expected
+    assert result.stderr == "6 images: 6 classified, 0 failed in 2.5 s\n"
     assert len(fake_api.requests) == 6
 
 
@@ -98,7 +103,7 @@ def test_json_lines_include_failures(run, fake_api, dog):
     first, second = (json.loads(line) for line in result.stdout.splitlines())
     assert first["image"] == "dog.jpg" and first["predictions"][0]["breed"] == "Labrador retriever"
     assert second == {"image": "missing.jpg", "error": {"code": "file_not_found", "message": "no such file"}}
-    assert result.stderr == "Error: missing.jpg: no such file\n"
+    assert result.stderr == "Error: missing.jpg: no such file\n2 images: 1 classified, 1 failed in 2.5 s\n"
 
 
 def test_one_bad_file_does_not_stop_the_others(run, fake_api, dog, tmp_path):
@@ -106,7 +111,9 @@ def test_one_bad_file_does_not_stop_the_others(run, fake_api, dog, tmp_path):
     result = run("predict", "missing.jpg", "notes.txt", dog, "--top-k", "3", "--api-url", fake_api.url)
     assert result.exit_code == 1
     assert result.stdout == "dog.jpg\n" + TABLE_TOP3
-    assert result.stderr == "Error: missing.jpg: no such file\nError: notes.txt: not an image\n"
+    assert result.stderr == (
+        "Error: missing.jpg: no such file\nError: notes.txt: not an image\n3 images: 1 classified, 2 failed in 2.5 s\n"
+    )
     assert len(fake_api.requests) == 1
 
 
@@ -130,7 +137,7 @@ def test_empty_folder_is_an_error_for_that_argument(run, fake_api, dog, tmp_path
     (tmp_path / "empty").mkdir()
     result = run("predict", "empty", dog, "--top-k", "3", "--api-url", fake_api.url)
     assert result.exit_code == 1
-    assert result.stderr == "Error: empty: no image files in this folder\n"
+    assert result.stderr == "Error: empty: no image files in this folder\n2 images: 1 classified, 1 failed in 2.5 s\n"
     assert result.stdout == "dog.jpg\n" + TABLE_TOP3
 
 
@@ -179,6 +186,7 @@ def test_api_unreachable_stops_the_remaining_images(run, closed_port_url, tmp_pa
     assert result.stderr == (
         f"Error: d0.jpg: API unreachable at {closed_port_url}: connection refused (1 attempt)\n"
         "Error: 4 more images not classified: stopped after the error above\n"
+        "5 images: 0 classified, 5 failed in 2.5 s\n"
     )
 
 
@@ -291,7 +299,8 @@ def test_progress_bar_on_request(run, fake_api, tmp_path):
     result = run("predict", "a.jpg", "b.jpg", "--progress", "--top-k", "1", "--api-url", fake_api.url)
     assert result.exit_code == 0
     assert "] 2/2" in result.stderr
-    assert result.stderr.endswith("\r\x1b[K")  # the bar leaves no trace on the terminal
+    # The bar leaves no trace on the terminal: cleared, then only the summary line.
+    assert result.stderr.endswith("\r\x1b[K2 images: 2 classified, 0 failed in 2.5 s\n")
     assert "a.jpg\n" in result.stdout and "\r" not in result.stdout
 
 
@@ -299,7 +308,7 @@ def test_no_progress_bar_when_not_a_terminal(run, fake_api, tmp_path):
     for name in ("a.jpg", "b.jpg"):
         make_image(tmp_path / name)
     result = run("predict", "a.jpg", "b.jpg", "--api-url", fake_api.url)
-    assert result.stderr == ""
+    assert result.stderr == "2 images: 2 classified, 0 failed in 2.5 s\n"
 
 
 def test_progress_bar_rendering():
@@ -452,3 +461,12 @@ def test_version():
     result = CliRunner().invoke(cli, ["--version"])
     assert result.exit_code == 0
     assert result.stdout.startswith("dogclient, version ")
+
+
+def test_table_columns_line_up_across_images():
+    from dogclient.models import BreedScore, Prediction
+
+    short = render_prediction("a.jpg", Prediction([BreedScore("Pug", 0.5)]))
+    long = render_prediction("b.jpg", Prediction([BreedScore("American Staffordshire terrier", 0.25)]))
+    assert short[1].index("%") == long[1].index("%")  # the percentage column starts in the same place
+    assert long[1] == "  American Staffordshire terrier   25.0%  █████"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -40,6 +41,10 @@ EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 
 BAR_WIDTH = 20
+# Breed names are padded to at least this width so the columns line up across images; 30 fits every
+# ImageNet dog breed ("American Staffordshire terrier") and nearly all dogImages ones.
+BREED_COLUMN_WIDTH = 30
+_clock = time.monotonic  # the summary's timer (tests replace it to assert the exact line)
 _PARTIAL_BLOCKS = " ▏▎▍▌▋▊▉"
 
 
@@ -207,6 +212,7 @@ def predict(
     bar = ProgressBar(len(targets), sys.stderr) if progress else None
 
     report = Report(as_json, single_document, unicode_bars=_can_encode(sys.stdout, "█▉"))
+    started = _clock()
     with client:
         for outcome in classify_all(client, targets, top_k, concurrency):
             if bar:
@@ -216,7 +222,10 @@ def predict(
                 bar.advance()
     if bar:
         bar.finish()
-    sys.exit(report.finish())
+    exit_code = report.finish()
+    if len(targets) > 1:
+        click.echo(report.summary(_clock() - started), err=True)
+    sys.exit(exit_code)
 
 
 @cli.command()
@@ -436,7 +445,7 @@ def render_prediction(name: str, prediction: Prediction, unicode_bars: bool = Tr
                 f"  warning: the service says this may not be a dog "
                 f"(dog probability {prediction.dog_probability * 100:.1f}%)"
             )
-    width = max((len(score.breed) for score in prediction.breeds), default=0)
+    width = max([BREED_COLUMN_WIDTH, *(len(score.breed) for score in prediction.breeds)])
     for score in prediction.breeds:
         bar = probability_bar(score.probability, unicode_bars)
         lines.append(f"  {score.breed:<{width}}  {score.probability * 100:5.1f}%  {bar}".rstrip())
@@ -460,11 +469,12 @@ class Report:
         self.as_json = as_json
         self.indent = 2 if single_document else None
         self.unicode_bars = unicode_bars
-        self.tables = self.failed = self.fatal = self.unreported = 0
+        self.tables = self.classified = self.failed = self.fatal = self.unreported = 0
 
     def add(self, outcome: Outcome) -> None:
         name = outcome.target.name
         if outcome.prediction is not None:
+            self.classified += 1
             if self.as_json:
                 click.echo(json.dumps({"image": name, **outcome.prediction.to_dict()}, indent=self.indent))
             else:
@@ -495,6 +505,12 @@ class Report:
         if self.fatal:
             return EXIT_UNREACHABLE
         return EXIT_IMAGE_FAILED if self.failed else EXIT_OK
+
+    def summary(self, seconds: float) -> str:
+        """The closing line on stderr after several images: how many classified, failed, how long."""
+        total = self.classified + self.failed
+        noun = "image" if total == 1 else "images"
+        return f"{total} {noun}: {self.classified} classified, {self.failed} failed in {seconds:.1f} s"
 
 
 class ProgressBar:
