@@ -110,6 +110,7 @@ bench: stack-env ## run the benchmarks; results land in bench/results/
 	$(TRAINER_BIN)/python bench/bench_train.py
 	$(TRAINER_BIN)/python bench/bench_serving.py
 	$(TRAINER_BIN)/python bench/bench_starter.py
+	$(TRAINER_BIN)/python bench/bench_cli.py
 	$(LAMBDA_BIN)/python bench/bench_lambda.py
 
 lock: $(TOX) ## re-pin requirements/constraints.txt from the current tox environments

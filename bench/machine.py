@@ -23,3 +23,19 @@ def load_average() -> str:
         return " ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
         return "n/a"
+
+
+# The instruction-set extensions that change CPU inference speed and INT8 accuracy (VNNI, BF16, AMX).
+NOTABLE_CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
+
+
+def cpu_flags() -> list[str]:
+    """Which of NOTABLE_CPU_FLAGS this CPU has (from /proc/cpuinfo; empty where that is unreadable)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                present = set(line.split(":", 1)[1].split())
+                return [flag for flag in NOTABLE_CPU_FLAGS if flag in present]
+    except OSError:
+        pass
+    return []

@@ -7,15 +7,27 @@ import importlib
 
 import click
 
-# name -> "module:attribute" of a click command
+# name -> ("module:attribute" of a click command, its one-line help). The help is written here so that
+# `dogbreed --help` lists the commands without importing them (and torch); a test keeps it equal to
+# each command's own short help.
 SUBCOMMANDS = {
-    "train": "dogbreed.train:train_command",
-    "evaluate": "dogbreed.evaluation:evaluate_command",
-    "package": "dogbreed.artifact:package_command",
-    "serve": "dogbreed.server:serve_command",
-    "tune": "dogbreed.tuning:tune_command",
-    "profile": "dogbreed.profiling:profile_command",
-    "launch": "dogbreed.launch:launch_group",
+    "train": (
+        "dogbreed.train:train_command",
+        "Train a breed classifier; writes model.tar.gz and a report (dogbreed train --help lists every flag).",
+    ),
+    "evaluate": ("dogbreed.evaluation:evaluate_command", "Evaluate a model artifact on labelled photos and write a report."),
+    "package": ("dogbreed.artifact:package_command", "Write a model artifact (model.tar.gz) for SageMaker and `dogbreed serve`."),
+    "serve": (
+        "dogbreed.server:serve_command",
+        "Serve a model artifact over HTTP like a SageMaker endpoint (GET /ping, POST /invocations, "
+        "POST /endpoints/NAME/invocations).",
+    ),
+    "tune": ("dogbreed.tuning:tune_command", "Search hyperparameters of `dogbreed train` with Optuna (TPE + median pruning)."),
+    "profile": (
+        "dogbreed.profiling:profile_command",
+        "Profile N training steps of `dogbreed train` and write an HTML report with findings.",
+    ),
+    "launch": ("dogbreed.launch:launch_group", "Run training or hyperparameter tuning as SageMaker jobs (boto3; needs AWS credentials)."),
 }
 
 
@@ -24,14 +36,18 @@ class LazyGroup(click.Group):
         return sorted(SUBCOMMANDS)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        target = SUBCOMMANDS.get(name)
-        if target is None:
+        if name not in SUBCOMMANDS:
             return None
-        module_name, attribute = target.split(":")
+        module_name, attribute = SUBCOMMANDS[name][0].split(":")
         return getattr(importlib.import_module(module_name), attribute)
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, SUBCOMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
-@click.group(cls=LazyGroup)
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dogbreed-trainer")
 def main() -> None:
     """Train, evaluate, package and serve a dog-breed classifier."""
