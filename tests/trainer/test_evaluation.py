@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from dogbreed.evaluation import (
     confusion_matrix,
     find_labelled_images,
     normalise_name,
+    progress_line,
     write_report,
 )
 from dogbreed.imagenet import dog_breed_names
@@ -120,7 +123,9 @@ def test_markdown_report_on_a_dogimages_layout(tiny_artifact, dogimages_dir, tmp
     result = evaluate("--model", str(tiny_artifact), "--data", str(dogimages_dir), "--output-dir", str(out))
     assert result.exit_code == 0, result.output
     assert result.stdout == f"{out / 'report.md'}\n"
-    assert sorted(p.name for p in out.iterdir()) == ["confusion_matrix.png", "examples", "metrics.json", "per_breed.png", "report.md"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "confusion_matrix.png", "examples", "metrics.json", "per_breed.png", "predictions.csv", "report.md",
+    ]
     for png in ("confusion_matrix.png", "per_breed.png"):
         with Image.open(out / png) as image:
             assert image.format == "PNG" and image.width > 200
@@ -211,6 +216,11 @@ def test_stanford_layout_uses_every_image_for_a_model_not_trained_on_it(tiny_art
     images = find_labelled_images(loaded, root, split="test")
     assert len(images.paths) == 6 and sorted(set(images.labels)) == [1, 2]
     assert images.source == f"{root} (every image: no split folders)"
+    assert images.split == "all"  # what was scored, whatever --split said
+    out = tmp_path / "report"
+    result = evaluate("--model", str(tiny_artifact), "--data", str(root), "--output-dir", str(out))
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "metrics.json").read_text())["split"] == "all"
 
 
 def test_stanford_layout_of_the_training_data_needs_its_split_file(tmp_path, stanford_dir, make_tiny_model, make_tiny_metadata):
@@ -275,3 +285,50 @@ def test_write_report_refuses_an_unknown_format(tiny_artifact, tmp_path):
     with pytest.raises(EvaluationError, match="unknown report format 'pdf'; choose one of: md, html"):
         write_report(tiny_artifact, [], tmp_path / "r", report_format="pdf")
     assert not (tmp_path / "r").exists()
+
+
+def test_predictions_csv_has_one_row_per_image_matching_the_metrics(tiny_artifact, dogimages_dir, tmp_path):
+    out = tmp_path / "report"
+    result = evaluate("--model", str(tiny_artifact), "--data", str(dogimages_dir), "--output-dir", str(out))
+    assert result.exit_code == 0, result.output
+    with (out / "predictions.csv").open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(rows) == metrics["images"] == 6
+    assert list(rows[0]) == ["image", "true_breed", "predicted_breed", "probability", "correct", "top3", "dog_probability"]
+    assert sum(int(row["correct"]) for row in rows) / len(rows) == pytest.approx(metrics["top1"])
+    for row in rows:
+        assert Path(row["image"]).is_file()
+        assert row["top3"].split("; ")[0] == f"{row['predicted_breed']} {row['probability']}"
+        assert int(row["correct"]) == (row["true_breed"] == row["predicted_breed"])
+
+
+def test_example_thumbnails_are_upright_and_captioned(tiny_artifact, dogimages_dir, tmp_path):
+    # A portrait photo stored sideways with EXIF orientation 6 (rotate 90): the thumbnail must be upright.
+    for path in (dogimages_dir / "test").rglob("*.jpg"):
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        Image.new("RGB", (80, 40), (200, 30, 30)).save(path, exif=exif)
+    out = tmp_path / "report"
+    result = evaluate("--model", str(tiny_artifact), "--data", str(dogimages_dir), "--output-dir", str(out))
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["confused_pairs"], "every photo is the same, so some must be confused"
+    thumbnails = sorted((out / "examples").iterdir())
+    assert thumbnails
+    with Image.open(thumbnails[0]) as thumbnail:
+        assert thumbnail.height > thumbnail.width
+    report = (out / "report.md").read_text()
+    with (out / "predictions.csv").open(newline="") as file:
+        probability = {row["image"]: row["probability"] for row in csv.DictReader(file)}
+    pair = metrics["confused_pairs"][0]
+    caption = re.escape(f"{pair['true']} → {pair['predicted']} ") + r"(\d+\.\d)%"
+    name = re.escape(Path(pair["examples"][0]).name)
+    match = re.search(rf"!\[{name}: {caption}\]\(examples/pair01_1\.jpg\) {caption}", report)
+    assert match, report
+    assert float(match.group(1)) == pytest.approx(100 * float(probability[pair["examples"][0]]), abs=0.06)
+
+
+def test_progress_line_shows_rate_and_eta():
+    assert progress_line(10, 40, 2.0).rstrip() == "10/40 images  5.0 images/s  ETA 6 s"
+    assert progress_line(40, 40, 4.0).rstrip() == "40/40 images  10.0 images/s"

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import csv
+
 import click
 import numpy as np
 import torch
@@ -40,10 +42,13 @@ from .data import (
 )
 from .imagenet import dog_breed_aliases
 from .serving.loading import ArtifactError, LoadedModel, load_model
+from .serving.transforms import to_rgb
 
 FORMATS = ("md", "html")
 SPLIT_CHOICES = ("train", "valid", "test", "all")
-REPORT_FILES = ("report.md", "report.html", "metrics.json", "confusion_matrix.png", "per_breed.png", "examples")
+REPORT_FILES = (
+    "report.md", "report.html", "metrics.json", "predictions.csv", "confusion_matrix.png", "per_breed.png", "examples",
+)
 TOP_CONFUSED = 10
 EXAMPLES_PER_PAIR = 3
 THUMBNAIL_SIZE = 160
@@ -63,6 +68,7 @@ class LabelledImages:
     paths: list[str]
     labels: list[int]  # index into the model's classes
     source: str  # human description of where they came from
+    split: str  # the split actually scored: "all" when every image of a folder without splits was used
     unmapped_folders: dict[str, int] = field(default_factory=dict)  # breed name -> image count
     skipped: list[str] = field(default_factory=list)  # "path: reason"
 
@@ -127,12 +133,14 @@ def find_labelled_images(
                 samples += found
                 skipped += skipped_here
             source = f"{root} ({'every split' if split == 'all' else split_dirs[split].name + '/'})"
+            scored = split
         elif split_file is not None and split != "all":
             data = load_split_record(split_file, root)
             samples = [(path, data.classes[label]) for path, label in data.splits[split]]
             if not samples:
                 raise EvaluationError(f"split file {split_file} has no {split!r} images")
             source = f"{root} ({split} split of {split_file})"
+            scored = split
         else:
             if split != "all" and _trained_on_this_folder(loaded, root):
                 raise EvaluationError(
@@ -141,6 +149,7 @@ def find_labelled_images(
                 )
             samples, skipped = _every_image(root)
             source = f"{root} (every image: no split folders)"
+            scored = "all"
     except DataError as exc:
         raise EvaluationError(f"--data {root}: {exc}") from None
     if not samples:
@@ -160,7 +169,7 @@ def find_labelled_images(
         raise EvaluationError(
             f"none of the {len(unmapped)} breed folders in {root} matches the model's classes (e.g. {examples})"
         )
-    return LabelledImages(paths, labels, source, unmapped, skipped)
+    return LabelledImages(paths, labels, source, scored, unmapped, skipped)
 
 
 def labelled_images_from(loaded: LoadedModel, data, split: str, split_file=None) -> LabelledImages:
@@ -186,7 +195,7 @@ def labelled_images_from(loaded: LoadedModel, data, split: str, split_file=None)
         labels.append(index)
     if not paths:
         raise EvaluationError("no evaluation images match the model's classes")
-    return LabelledImages(paths, labels, f"{len(paths)} images of the {split} split", unmapped)
+    return LabelledImages(paths, labels, f"{len(paths)} images of the {split} split", split, unmapped)
 
 
 # --- running the model ----------------------------------------------------------------------------
@@ -225,7 +234,8 @@ def predict(
         if dog_prob is not None:
             dog_probs.append(dog_prob.numpy())
         if progress:
-            click.echo(f"\r{min(done, len(dataset))}/{len(dataset)} images", err=True, nl=False)
+            click.echo(f"\r{progress_line(min(done, len(dataset)), len(dataset), time.perf_counter() - started)}",
+                       err=True, nl=False)
     if progress:
         click.echo("", err=True)
     seconds = time.perf_counter() - started
@@ -240,6 +250,13 @@ def predict(
         unreadable=unreadable,
         seconds=seconds,
     )
+
+
+def progress_line(done: int, total: int, elapsed: float) -> str:
+    """``120/538 images  14.2 images/s  ETA 29 s``, padded so a shorter line overwrites a longer one."""
+    rate = done / elapsed if elapsed > 0 else 0.0
+    eta = f"ETA {(total - done) / rate:.0f} s" if rate > 0 and done < total else ""
+    return f"{done}/{total} images  {rate:.1f} images/s  {eta}".ljust(48)
 
 
 # --- metrics ----------------------------------------------------------------------------------------
@@ -366,12 +383,32 @@ def write_thumbnail(source: str, destination: Path) -> bool:
     try:
         with Image.open(source) as image:
             image.draft("RGB", (THUMBNAIL_SIZE * 2, THUMBNAIL_SIZE * 2))
-            image = image.convert("RGB")
+            image = to_rgb(image)  # upright per EXIF, like the model saw it
             image.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
             image.save(destination, "JPEG", quality=85)
         return True
-    except (OSError, ValueError):
+    except Exception:  # noqa: BLE001 - a photo Pillow cannot render is left out of the report, nothing more
         return False
+
+
+def write_predictions_csv(predictions: Predictions, classes: Sequence[str], path: Path, top: int = 5) -> None:
+    """One row per evaluated image: true and predicted breed, probability, the top-k, dog probability."""
+    top = min(top, len(classes))
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["image", "true_breed", "predicted_breed", "probability", "correct", f"top{top}", "dog_probability"])
+        for i, image in enumerate(predictions.paths):
+            row = predictions.probs[i]
+            ranked = np.argsort(-row)[:top]
+            writer.writerow([
+                image,
+                classes[int(predictions.labels[i])],
+                classes[int(ranked[0])],
+                f"{row[ranked[0]]:.4f}",
+                int(ranked[0] == predictions.labels[i]),
+                "; ".join(f"{classes[int(c)]} {row[c]:.4f}" for c in ranked),
+                "" if predictions.dog_prob is None else f"{predictions.dog_prob[i]:.4f}",
+            ])
 
 
 # --- the report document ------------------------------------------------------------------------------
@@ -514,11 +551,18 @@ def build_document(loaded: LoadedModel, images: LabelledImages, predictions: Pre
     )
 
     doc.heading("Most confused pairs")
+    row_of = {path: i for i, path in enumerate(predictions.paths)}
+
+    def example(path: str, true: str, predicted: str) -> list:
+        probability = _pct(float(predictions.probs[row_of[path], loaded.classes.index(predicted)]))
+        caption = f"{true} → {predicted} {probability}"
+        return [("image", thumbnails[path], f"{Path(path).name}: {caption}"), caption]
+
     if metrics["confused_pairs"]:
         doc.table(
             ["True breed", "Predicted as", "Images", "Share of the true breed", "Examples (most confident first)"],
             [[p["true"], p["predicted"], p["count"], _pct(p["share_of_true"]),
-              [("image", thumbnails[e], Path(e).name) for e in p["examples"] if e in thumbnails]]
+              [cell for e in p["examples"] if e in thumbnails for cell in example(e, p["true"], p["predicted"])]]
              for p in metrics["confused_pairs"]],
         )
     else:
@@ -608,6 +652,7 @@ def write_report(
         plot_confusion_matrix(confusion_matrix(predictions, evaluated), [loaded.classes[c] for c in evaluated],
                               staging / "confusion_matrix.png")
         plot_per_breed(metrics["per_breed"], staging / "per_breed.png")
+        write_predictions_csv(predictions, loaded.classes, staging / "predictions.csv")
         document = build_document(loaded, images, predictions, metrics, thumbnails)
         report_name = f"report.{report_format}"
         text = document.markdown() if report_format == "md" else document.html(f"Evaluation report: {loaded.name}")
@@ -615,7 +660,7 @@ def write_report(
         summary = {
             "model": {"name": loaded.name, "version": loaded.version, "backbone": loaded.metadata["backbone"]},
             "data": images.source,
-            "split": split,
+            "split": images.split,
             **metrics,
             "confusion_matrix": {
                 "breeds": [loaded.classes[c] for c in evaluated],
