@@ -64,6 +64,25 @@ def test_resnet_imagenet_weights_that_cannot_be_downloaded_give_a_clear_error(mo
     assert "\n" not in message
 
 
+def test_the_weights_download_message_goes_to_stderr_not_stdout(monkeypatch, capsys):
+    import torchvision.models._api as api
+    from torchvision.models import resnet18
+
+    state = resnet18().state_dict()
+
+    def download(url, *args, **kwargs):
+        import sys
+
+        sys.stdout.write(f'Downloading: "{url}" to /cache/resnet18.pth\n')  # what torch.hub does
+        return state
+
+    monkeypatch.setattr(api, "load_state_dict_from_url", download)
+    create_model("resnet18", 3, "imagenet", progress=False)
+    captured = capsys.readouterr()
+    assert captured.out == ""  # stdout carries only the trainer's metric lines
+    assert captured.err.startswith('Downloading: "https://download.pytorch.org/')
+
+
 def test_weights_from_a_file_with_another_head_keep_the_backbone(tmp_path):
     source = build_model("resnet18", 1000)
     torch.save(source.state_dict(), tmp_path / "imagenet-like.pth")

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import re
+import subprocess
+import sys
 import time
 
 import pytest
@@ -226,6 +231,38 @@ def test_profile_command_runs_the_trainers_steps(dogimages_dir, tmp_path):
     assert any(op["name"].startswith("aten::") and "conv" in op["name"] for op in saved["operators"])
     assert (out / "trace.json").stat().st_size > 0
     assert "Data-loader workers vs CPU cores" in (out / "report.html").read_text()
+    # Progress on stderr (not a terminal here: one closing line per phase); one unit per table row.
+    assert re.search(r"^profile: 4 steps in \d+\.\d s$", result.stderr, re.M), result.stderr
+    assert re.search(r"^batch size 3: 2 steps in \d+\.\d s$", result.stderr, re.M), result.stderr
+    assert "first step (ms)" in (out / "report.html").read_text() and "first step (s)" not in (out / "report.html").read_text()
+
+
+def test_step_progress_redraws_one_line_with_an_eta():
+    stream = io.StringIO()
+    progress = profiling.StepProgress("profile", 4, stream=stream, redraw=True)
+    for _ in range(2):
+        progress(profiling.StepRecord(0, 8, 0.1, 0.4))
+    progress.finish()
+    assert stream.getvalue() == (
+        "\rprofile: step 1/4, 500 ms/step, ETA 2 s\x1b[K"
+        "\rprofile: step 2/4, 500 ms/step, ETA 1 s\x1b[K"
+        "\r\x1b[Kprofile: 2 steps in 1.0 s\n"
+    )
+
+
+def test_no_libkineto_gpu_error_on_a_cpu_machine(tmp_path):
+    # libkineto prints its "gpuGetDeviceCount failed" ERROR from C++ on the process's stderr: run apart.
+    code = (
+        "import torch\n"
+        "from dogbreed import profiling\n"
+        "model = torch.nn.Linear(4, 2)\n"
+        "data = [(torch.randn(2, 4), torch.tensor([0, 1]))] * 3\n"
+        "step = lambda batch: model(batch[0]).sum().backward()\n"
+        f"profiling.profile_steps(data, step, steps=3, device=torch.device('cpu'), output_dir={str(tmp_path)!r}, settings={{}})\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert result.returncode == 0, result.stderr
+    assert "gpuGetDeviceCount" not in result.stderr and "ERROR" not in result.stderr
 
 
 def test_profile_command_bad_input(tmp_path):

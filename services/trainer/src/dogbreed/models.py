@@ -16,9 +16,11 @@ statistics fixed (``set_train_mode``), so a frozen backbone computes the same fe
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
+import sys
 import tarfile
 from pathlib import Path
 
@@ -66,7 +68,9 @@ def _imagenet_resnet_state_dict(backbone: str, progress: bool) -> dict[str, torc
 
     weights = get_model_weights(backbone).DEFAULT
     try:
-        return weights.get_state_dict(progress=progress, check_hash=True)
+        # torch.hub announces the download on stdout, which carries only the trainer's metric lines.
+        with contextlib.redirect_stdout(sys.stderr):
+            return weights.get_state_dict(progress=progress, check_hash=True)
     except OSError as exc:  # URLError, connection refused, disk full...
         cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
         raise WeightsError(

@@ -275,8 +275,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def run_steps(loader: Iterable, step: Callable[[Any], Any], steps: int, device: torch.device, on_step_end: Callable[[], None] | None = None) -> list[StepRecord]:
-    """Run ``steps`` steps (restarting the loader when it runs out) and time each one."""
+def run_steps(loader: Iterable, step: Callable[[Any], Any], steps: int, device: torch.device, on_step_end: Callable[[], None] | None = None, on_progress: Callable[[StepRecord], None] | None = None) -> list[StepRecord]:
+    """Run ``steps`` steps (restarting the loader when it runs out) and time each one; ``on_progress``
+    gets each step's record as it ends."""
     records: list[StepRecord] = []
     iterator = iter(loader)
     exhausted_in_a_row = 0
@@ -298,7 +299,35 @@ def run_steps(loader: Iterable, step: Callable[[Any], Any], steps: int, device: 
         records.append(StepRecord(len(records), _batch_size(batch), t1 - t0, t2 - t1))
         if on_step_end is not None:
             on_step_end()
+        if on_progress is not None:
+            on_progress(records[-1])
     return records
+
+
+class StepProgress:
+    """``profile: step 7/20, 412 ms/step, ETA 5 s`` on one stderr line (redrawn on a terminal), then a
+    closing line; ``on_progress`` of :func:`run_steps`."""
+
+    def __init__(self, label: str, total: int, stream=None, redraw: bool | None = None):
+        self.label, self.total = label, total
+        self.stream = stream if stream is not None else sys.stderr
+        self.redraw = self.stream.isatty() if redraw is None else redraw
+        self.done, self.seconds = 0, 0.0
+
+    def __call__(self, record: StepRecord) -> None:
+        self.done += 1
+        self.seconds += record.total_s
+        if self.redraw:
+            per_step = self.seconds / self.done
+            eta = f", ETA {(self.total - self.done) * per_step:.0f} s" if self.done < self.total else ""
+            self.stream.write(f"\r{self.label}: step {self.done}/{self.total}, {per_step * 1000:.0f} ms/step{eta}\x1b[K")
+            self.stream.flush()
+
+    def finish(self) -> None:
+        if self.redraw:
+            self.stream.write("\r\x1b[K")
+        self.stream.write(f"{self.label}: {self.done} steps in {self.seconds:.1f} s\n")
+        self.stream.flush()
 
 
 @dataclass
@@ -360,6 +389,7 @@ def profile_steps(
     settings: dict,
     active_steps: int | None = None,
     sample_interval: float = 0.2,
+    on_progress: Callable[[StepRecord], None] | None = None,
 ) -> ProfileResult:
     """Run ``steps`` training steps with the profiler over a window of them; write ``trace.json``."""
     from torch.profiler import ProfilerActivity, profile, schedule
@@ -373,6 +403,9 @@ def profile_steps(
     activities = [ProfilerActivity.CPU]
     if device.type == "cuda":
         activities.append(ProfilerActivity.CUDA)
+    else:
+        # Without a GPU, libkineto logs "ERROR ... gpuGetDeviceCount failed" on stderr: noise, not a fault.
+        os.environ.setdefault("KINETO_LOG_LEVEL", "6")
 
     def export(prof) -> None:
         prof.export_chrome_trace(str(trace_path))
@@ -385,7 +418,7 @@ def profile_steps(
             record_shapes=False,
             profile_memory=False,
         ) as prof:
-            records = run_steps(loader, step, steps, device, on_step_end=prof.step)
+            records = run_steps(loader, step, steps, device, on_step_end=prof.step, on_progress=on_progress)
     operators = top_operators(prof)
     return ProfileResult(
         steps=records,
@@ -397,12 +430,12 @@ def profile_steps(
     )
 
 
-def measure_batch_size(loader: Iterable, step: Callable[[Any], Any], *, steps: int, device: torch.device, batch_size: int | None = None, sample_interval: float = 0.2) -> dict:
+def measure_batch_size(loader: Iterable, step: Callable[[Any], Any], *, steps: int, device: torch.device, batch_size: int | None = None, sample_interval: float = 0.2, on_progress: Callable[[StepRecord], None] | None = None) -> dict:
     """Throughput and utilisation for one batch size (no profiler), skipping the first step."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     with ResourceSampler(sample_interval, device) as sampler:
-        records = run_steps(loader, step, steps + 1, device)
+        records = run_steps(loader, step, steps + 1, device, on_progress=on_progress)
     timed = records[1:] or records
     images = sum(r.batch_size for r in timed)
     seconds = sum(r.total_s for r in timed)
@@ -827,7 +860,7 @@ def write_report(result: ProfileResult, output_dir: str | os.PathLike) -> Path:
         "mean step time (ms, first step excluded)": numbers["step_mean_ms"],
         "standard deviation (ms)": numbers["step_std_ms"],
         "median / p95 step time (ms)": f"{numbers['step_p50_ms'] or 0:.1f} / {numbers['step_p95_ms'] or 0:.1f}",
-        "first step (s)": numbers["first_step_s"],
+        "first step (ms)": "-" if numbers["first_step_s"] is None else numbers["first_step_s"] * 1000,
         "time waiting for data": f"{numbers['data_wait_fraction']:.1%}",
         "throughput (images/s)": numbers["images_per_s"],
         "CPU utilisation mean / p95 (%)": "-" if numbers["cpu_percent_mean"] is None else f"{numbers['cpu_percent_mean']:.0f} / {numbers['cpu_percent_p95']:.0f}",
@@ -994,13 +1027,16 @@ def profile_command(steps, active_steps, output_dir, batch_sizes, sweep_steps, s
         raise ProfileError(str(exc)) from None
     out = Path(output_dir)
     click.echo(f"profiling {steps} training steps on {setup.device} (batch size {setup.settings['batch_size']})", err=True)
+    progress = StepProgress("profile", steps)
     result = profile_steps(
         setup.loader_for(setup.settings["batch_size"]), setup.step, steps=steps, device=setup.device, output_dir=out,
-        settings=setup.settings, active_steps=active_steps, sample_interval=sample_interval,
+        settings=setup.settings, active_steps=active_steps, sample_interval=sample_interval, on_progress=progress,
     )  # fmt: skip
+    progress.finish()
     for size in sizes:
-        click.echo(f"batch size {size}: timing {sweep_steps} steps", err=True)
-        result.sweep.append(measure_batch_size(setup.loader_for(size), setup.step, steps=sweep_steps, device=setup.device, batch_size=size, sample_interval=sample_interval))
+        progress = StepProgress(f"batch size {size}", sweep_steps + 1)
+        result.sweep.append(measure_batch_size(setup.loader_for(size), setup.step, steps=sweep_steps, device=setup.device, batch_size=size, sample_interval=sample_interval, on_progress=progress))
+        progress.finish()
     report = write_report(result, out)
     for finding in analyse(result):
         if finding.triggered:
