@@ -27,7 +27,7 @@ STACK     := $(PYTHON) scripts/localstack.py --run-dir $(RUN_DIR) --host $(HOST)
              --endpoint-port $(ENDPOINT_PORT) --api-port $(API_PORT)
 API_URL   := http://$(HOST):$(API_PORT)
 
-.PHONY: help test test-client test-lambda test-trainer test-terraform test-e2e stack-env model \
+.PHONY: help test lint test-client test-lambda test-trainer test-terraform test-e2e stack-env model \
         up down status logs demo demo-train lambda-zip trainer-wheel bench lock clean
 
 help: ## list the targets
@@ -40,7 +40,10 @@ $(TOX):
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check -c requirements/tools.txt tox
 
 test: $(TOX) ## run every test: each service, the Terraform checks and the end-to-end stack
-	$(TOX) run -e client,lambda,trainer,checkov,terraform,stack
+	$(TOX) run -e lint,client,lambda,trainer,checkov,terraform,stack
+
+lint: $(TOX) ## run ruff over the repository (ruff.toml)
+	$(TOX) run -e lint
 
 test-client: $(TOX) ## run the dogclient tests
 	$(TOX) run -e client

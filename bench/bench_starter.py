@@ -66,7 +66,7 @@ def main() -> None:
 
         for batch in (1, 8):
             x = torch.randn(batch, 3, 224, 224)
-            results[f"forward_ms_batch{batch}"] = round(median_ms(lambda: loaded.predict_proba(x), 10), 1)
+            results[f"forward_ms_batch{batch}"] = round(median_ms(lambda x=x: loaded.predict_proba(x), 10), 1)
 
         for name, split in (("stanford-dogs-3breeds", "all"), ("udacity-dogimages-test", "all")):
             folder = args.photos / name
@@ -89,7 +89,7 @@ def main() -> None:
                 with Image.open(path) as image:
                     images.append(loaded.preset(image))
             _, dog_prob = loaded.predict_proba(torch.stack(images))
-            right = [(p >= 0.5) == (not path.name.startswith(NOT_DOGS)) for p, path in zip(dog_prob.tolist(), paths)]
+            right = [(p >= 0.5) == (not path.name.startswith(NOT_DOGS)) for p, path in zip(dog_prob.tolist(), paths, strict=True)]
             results["mixed_pets_is_dog_accuracy"] = round(sum(right) / len(right), 4)
             results["mixed_pets_photos"] = len(right)
 

@@ -50,7 +50,7 @@ def test_dogclient_classifies_every_sample_photo(stack, sample_photos):
     documents = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
     assert len(documents) == len(sample_photos)
     hits = known = 0
-    for path, document in zip(sample_photos, documents):
+    for path, document in zip(sample_photos, documents, strict=True):
         predictions = document["predictions"]
         assert len(predictions) == 3
         probabilities = [p["probability"] for p in predictions]

@@ -54,7 +54,7 @@ def terraform_test_runs(terraform: Terraform, terraform_copy: Path) -> dict[str,
         return TerraformTestRun(result.returncode, result.stdout + result.stderr)
 
     with ThreadPoolExecutor(max_workers=TEST_WORKERS) as pool:
-        return dict(zip(folders, pool.map(run, folders)))
+        return dict(zip(folders, pool.map(run, folders), strict=False))
 
 
 def _assert_terraform_test_passed(run: TerraformTestRun, folder: str) -> None:

@@ -272,7 +272,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tiny_artifact, tmp_path
     (tmp_path / "file.txt").write_text("x")
     options = {"--model": str(tiny_artifact), "--data": str(tmp_path / "cats"), "--output-dir": str(tmp_path / "report")}
     argv = [a.format(tmp=tmp_path) for a in argv]
-    options.update(zip(argv[::2], argv[1::2]))
+    options.update(zip(argv[::2], argv[1::2], strict=True))
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     result = evaluate(*[x for pair in options.items() for x in pair])
     assert result.exit_code == 2, result.output

@@ -110,7 +110,7 @@ def reference_input(data: bytes, model: handlers.ServingModel) -> np.ndarray:
 def assert_same_result(a: dict, b: dict, tolerance: float = 1e-5) -> None:
     """Two per-image results agree: same breeds in the same order, probabilities within ``tolerance``."""
     assert [p["class_id"] for p in a["predictions"]] == [p["class_id"] for p in b["predictions"]]
-    for x, y in zip(a["predictions"], b["predictions"]):
+    for x, y in zip(a["predictions"], b["predictions"], strict=True):
         assert x["probability"] == pytest.approx(y["probability"], abs=tolerance)
     assert a["is_dog"] == b["is_dog"]
     assert (a["dog_probability"] is None) == (b["dog_probability"] is None)

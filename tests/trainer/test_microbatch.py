@@ -66,9 +66,9 @@ def test_concurrent_requests_share_one_forward_pass_and_get_their_own_answers(mo
 
     batched = [handlers.render(p) for p in run(scenario())]
     assert counting.sizes == [8]
-    for got, expected in zip(batched, unbatched):
+    for got, expected in zip(batched, unbatched, strict=True):
         assert [p["class_id"] for p in got["predictions"]] == [p["class_id"] for p in expected["predictions"]]
-        for a, b in zip(got["predictions"], expected["predictions"]):
+        for a, b in zip(got["predictions"], expected["predictions"], strict=True):
             assert a["probability"] == pytest.approx(b["probability"], abs=1e-5)
 
 

@@ -188,9 +188,9 @@ def test_concurrent_clients_get_the_answers_they_would_get_alone(endpoint):
     alone = [post(body) for body in bodies]
     with ThreadPoolExecutor(8) as pool:
         together = list(pool.map(post, bodies * 2))
-    for got, expected in zip(together, alone * 2):
+    for got, expected in zip(together, alone * 2, strict=True):
         assert [p["class_id"] for p in got["predictions"]] == [p["class_id"] for p in expected["predictions"]]
-        for a, b in zip(got["predictions"], expected["predictions"]):
+        for a, b in zip(got["predictions"], expected["predictions"], strict=True):
             assert a["probability"] == pytest.approx(b["probability"], abs=1e-5)
 
 

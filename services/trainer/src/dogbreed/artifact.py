@@ -114,7 +114,7 @@ def build_metadata(
     ``num_outputs`` (the width of the network's last layer) defaults to ``len(classes)`` when
     ``output_indices`` is None; otherwise :func:`write_artifact` fills it in from the network.
     """
-    created_at = (created_at or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(microsecond=0)
+    created_at = (created_at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(microsecond=0)
     if num_outputs is None and output_indices is None:
         num_outputs = len(classes)
     metadata = {

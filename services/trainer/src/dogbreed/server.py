@@ -156,7 +156,7 @@ class MicroBatcher:
                 self.running -= 1
             self.batches += 1
             self.images += sum(len(job.request.batch) for job in jobs)
-            for job, prediction in zip(jobs, predictions):
+            for job, prediction in zip(jobs, predictions, strict=False):
                 if not job.future.done():
                     job.future.set_result(prediction)
 
