@@ -455,9 +455,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--api-key",
-        default=os.environ.get("DOGAPI_LOCAL_API_KEY") or None,
+        default=None,
         help="require this x-api-key on every route but GET / and OPTIONS, answering 403 forbidden otherwise, as API "
-        "Gateway does with require_api_key (default: $DOGAPI_LOCAL_API_KEY, else no key)",
+        "Gateway does with require_api_key (default: no key)",
     )
     parser.add_argument(
         "--base-path",
