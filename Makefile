@@ -90,6 +90,7 @@ demo: up ## set up, serve the starter model and classify photos (IMAGES=... to p
 	fi
 	@echo
 	@echo "The stack keeps running (make status, make logs, make down). Try it yourself:"
+	@echo "  open the web page in a browser: $(API_URL)/"
 	@echo "  $(CLIENT_BIN)/dogclient predict --api-url $(API_URL) path/to/dog.jpg"
 	@echo "  curl -s $(API_URL)/health"
 	@echo "  curl -s -X POST $(API_URL)/predict -H 'Content-Type: image/jpeg' --data-binary @path/to/dog.jpg"

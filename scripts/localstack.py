@@ -165,6 +165,7 @@ def cmd_up(stack: Stack, args: argparse.Namespace) -> None:
                 ["--host", stack.host, "--port", str(args.api_port), "--endpoint-url", endpoint_url,
                  "--endpoint-name", ENDPOINT_NAME],
                 args.api_port, f"http://{stack.host}:{args.api_port}/health")
+    print(f"Web page: http://{stack.host}:{args.api_port}/   (open it in a browser: photo in, breeds out)")
     print(f"API:      http://{stack.host}:{args.api_port}   (POST /predict, GET /health, GET /openapi.json)")
     print(f"Endpoint: {endpoint_url}   (GET /ping, POST /invocations)")
 

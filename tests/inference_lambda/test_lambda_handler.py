@@ -120,7 +120,7 @@ def test_openapi_document_is_served(invoke, event):
 
     assert status == 200
     assert body["openapi"].startswith("3.")
-    assert set(body["paths"]) == {"/predict", "/health", "/openapi.json"}
+    assert set(body["paths"]) == {"/", "/predict", "/health", "/openapi.json"}
 
 
 # -- 4xx from the API itself ---------------------------------------------------------------------------

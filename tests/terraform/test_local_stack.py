@@ -155,7 +155,11 @@ def test_rest_api_routes_to_the_lambda(stack: LocalStack) -> None:
 
     permission = json.loads(lambda_client.get_policy(FunctionName=FUNCTION_NAME, Qualifier="live")["Policy"])
     source_arns = sorted(statement["Condition"]["ArnLike"]["AWS:SourceArn"] for statement in permission["Statement"])
-    assert [arn.rsplit(f"{api_id}/", 1)[1] for arn in source_arns] == ["prod/GET/health", "prod/POST/predict"]
+    assert [arn.rsplit(f"{api_id}/", 1)[1] for arn in source_arns] == ["prod/GET/", "prod/GET/health", "prod/POST/predict"]
+    # The web page (web_page.tf): GET / on the root resource, a proxy of the live alias, no API key.
+    page = apigateway.get_method(restApiId=api_id, resourceId=resources["/"]["id"], httpMethod="GET")
+    assert page["apiKeyRequired"] is False and page["methodIntegration"]["type"] == "AWS_PROXY"
+    assert page["methodIntegration"]["uri"].endswith(f"/functions/{alias_arn}/invocations")
 
     stage = apigateway.get_stage(restApiId=api_id, stageName="prod")
     assert stage["tracingEnabled"] is True

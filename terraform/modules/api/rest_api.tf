@@ -99,6 +99,7 @@ resource "aws_api_gateway_deployment" "this" {
       [for method in aws_api_gateway_method.this : method.id],
       [for integration in aws_api_gateway_integration.this : integration.id],
       aws_api_gateway_request_validator.this.id,
+      [aws_api_gateway_method.web_page.id, aws_api_gateway_integration.web_page.id], # web_page.tf
     ]))
   }
 

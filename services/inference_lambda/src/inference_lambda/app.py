@@ -29,6 +29,7 @@ from .errors import ApiError
 from .predict_request import Limits, PredictRequest, parse_predict_request, single_query_values
 from .settings import Settings
 from .url_fetch import UrlFetcher, UrlPolicy
+from .web_page import register as register_web_page
 
 settings = Settings.from_env()
 
@@ -93,6 +94,7 @@ ROUTE_METHODS: dict[str, tuple[str, ...]] = {
     "/openapi.json": ("GET",),
 }
 _openapi_document: str | None = None
+register_web_page(app, ROUTE_METHODS)  # GET /: the page for people (web_page.py)
 
 
 # -- routes -------------------------------------------------------------------------------------------

@@ -43,6 +43,9 @@ DEFAULT_BINARY_MEDIA_TYPES = ("image/*", "application/octet-stream")
 API_GATEWAY_MAX_REQUEST_BYTES = 10 * 1024 * 1024
 LAMBDA_MAX_EVENT_BYTES = 6 * 1024 * 1024
 LOCAL_ACCOUNT_ID = "000000000000"
+# The api module's INVALID_API_KEY and MISSING_AUTHENTICATION_TOKEN gateway responses (gateway_responses.tf).
+FORBIDDEN_MESSAGE = "The x-api-key header is missing or not a valid key for this API."
+NO_ROUTE_MESSAGE = "No such route: the API serves POST /predict and GET /health."
 FUNCTION_NAME = "dogbreed-api-local"
 
 
@@ -73,7 +76,7 @@ def build_proxy_event(
     binary_media_types: Iterable[str] = DEFAULT_BINARY_MEDIA_TYPES,
     request_id: str | None = None,
     now: datetime | None = None,
-    known_resources: Iterable[str] = ("/predict", "/health", "/openapi.json"),
+    known_resources: Iterable[str] = ("/", "/predict", "/health", "/openapi.json"),
 ) -> dict[str, Any]:
     """The REST API (v1) Lambda proxy event for one HTTP request."""
     request_id = request_id or str(uuid.uuid4())
@@ -309,6 +312,8 @@ def create_app(
     lambda_timeout_seconds: float = 25.0,
     max_request_bytes: int = API_GATEWAY_MAX_REQUEST_BYTES,
     max_event_bytes: int = LAMBDA_MAX_EVENT_BYTES,
+    api_key: str | None = None,
+    base_path: str = "",
 ):
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -316,6 +321,7 @@ def create_app(
     from starlette.routing import Route
 
     binary_media_types = tuple(binary_media_types)
+    base_path = base_path.rstrip("/")
 
     async def proxy(request: Request) -> Response:
         return _to_starlette(await _proxy(request, str(uuid.uuid4())))
@@ -327,6 +333,16 @@ def create_app(
         return response
 
     async def _proxy(request: Request, request_id: str) -> HttpResult:
+        path = request.url.path
+        if base_path:
+            # As on the execute-api host: the stage name leads every path and is not part of the event's path.
+            if path != base_path and not path.startswith(base_path + "/"):
+                return error_result(404, "not_found", NO_ROUTE_MESSAGE, request_id)
+            path = path[len(base_path) :] or "/"
+        # As API Gateway with require_api_key: every method needs the key except the page and CORS preflights.
+        if api_key is not None and path != "/" and request.method != "OPTIONS":
+            if request.headers.get("x-api-key") != api_key:
+                return error_result(403, "forbidden", FORBIDDEN_MESSAGE, request_id)
         body = bytearray()
         async for chunk in request.stream():
             body.extend(chunk)
@@ -339,7 +355,7 @@ def create_app(
                 )
         event = build_proxy_event(
             method=request.method,
-            path=request.url.path,
+            path=path,
             query_items=request.query_params.multi_items(),
             header_items=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw],
             body=bytes(body),
@@ -437,6 +453,18 @@ def get_args_parser() -> argparse.ArgumentParser:
         help="comma-separated binary media types of the API, as in Terraform "
         f"(default: {','.join(DEFAULT_BINARY_MEDIA_TYPES)})",
     )
+    parser.add_argument(
+        "--api-key",
+        default=None,
+        help="require this x-api-key on every route but GET / and OPTIONS, answering 403 forbidden otherwise, as API "
+        "Gateway does with require_api_key (default: no key)",
+    )
+    parser.add_argument(
+        "--base-path",
+        default="",
+        help="serve under this path prefix, as the execute-api host serves a stage under /STAGE (e.g. /prod; "
+        "default: none)",
+    )
     return parser
 
 
@@ -485,6 +513,8 @@ def main(argv: list[str] | None = None) -> int:
         stage=args.stage,
         binary_media_types=[t.strip() for t in args.binary_media_types.split(",") if t.strip()],
         lambda_timeout_seconds=args.lambda_timeout,
+        api_key=args.api_key,
+        base_path=args.base_path,
     )
     server = uvicorn.Server(uvicorn.Config(app, log_level="info", lifespan="on", timeout_graceful_shutdown=10))
     warming_up = True
@@ -513,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
     target = args.endpoint_url or "the SageMaker runtime"
     print(
         f"dogapi-local: serving http://{shown_host}:{port} (endpoint {args.endpoint_name} at {target}, "
-        f"{args.workers} workers)",
+        f"{args.workers} workers{', API key required' if args.api_key is not None else ''})",
         file=sys.stderr,
         flush=True,
     )
