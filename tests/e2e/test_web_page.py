@@ -250,8 +250,8 @@ def test_a_7_mb_file_the_browser_cannot_read_is_refused_with_a_message(stack, op
     wait_done(page, 1)
 
     status = cards(page).first.locator(".status").inner_text()
-    assert status.startswith("This file is 6.7 MB and the browser cannot read it as an image to shrink it")
-    assert "up to 4.0 MB" in status
+    assert status.startswith("This file is 6.7 MiB and the browser cannot read it as an image to shrink it")
+    assert "up to 4.0 MiB" in status
     assert sent == []  # refused before upload: the gateway would only say the request is too large
     page.screenshot(path=tmp_path / "7mb.png", full_page=True)
 

@@ -44,7 +44,7 @@
     $('forget-key').hidden = !key;
   }
 
-  function formatBytes(n) { return `${(n / (1024 * 1024)).toFixed(1)} MB`; }
+  function formatBytes(n) { return `${(n / (1024 * 1024)).toFixed(1)} MiB`; } // as dogclient and the API docs
   function percent(p) { return `${(p * 100).toFixed(1)}%`; }
 
   function toBase64(blob) {
