@@ -32,7 +32,8 @@ def page() -> tuple[str, dict[str, str]]:
     js = folder.joinpath("page.js").read_text(encoding="utf-8")
     if "<style></style>" not in html or "<script></script>" not in html or "</script" in js:
         raise RuntimeError("web/index.html needs one empty <style></style> and <script></script> to fill")
-    html = html.replace("<style></style>", f"<style>{css}</style>").replace("<script></script>", f"<script>{js}</script>")
+    html = html.replace("<style></style>", f"<style>{css}</style>")
+    html = html.replace("<script></script>", f"<script>{js}</script>")
     csp = "; ".join(
         [
             "default-src 'none'",
