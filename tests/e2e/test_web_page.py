@@ -9,6 +9,7 @@ import io
 import json
 import os
 import shutil
+import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -119,11 +120,12 @@ def api_error(url: str, data: bytes) -> dict:
     return json.loads(caught.value.read())["error"]
 
 
-def start_front(endpoint_url: str, *extra: str) -> tuple[subprocess.Popen, str]:
+def start_front(endpoint_url: str, *extra: str, env: dict | None = None) -> tuple[subprocess.Popen, str]:
     """Another dogapi-local from the lambda env; returns the process and its page URL once it serves."""
     port = free_port()
     process = subprocess.Popen([str(service_bin("lambda", "dogapi-local")), "--port", str(port), "--workers", "1",
-                                "--endpoint-url", endpoint_url, *extra], stderr=subprocess.PIPE, text=True)
+                                "--endpoint-url", endpoint_url, *extra], stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, **(env or {})})
     for line in process.stderr:
         if "dogapi-local: serving" in line:
             break
@@ -248,8 +250,8 @@ def test_a_7_mb_file_the_browser_cannot_read_is_refused_with_a_message(stack, op
     wait_done(page, 1)
 
     status = cards(page).first.locator(".status").inner_text()
-    assert status.startswith("This file is 6.7 MB and the browser cannot read it as an image to shrink it")
-    assert "up to 4.0 MB" in status
+    assert status.startswith("This file is 6.7 MiB and the browser cannot read it as an image to shrink it")
+    assert "up to 4.0 MiB" in status
     assert sent == []  # refused before upload: the gateway would only say the request is too large
     page.screenshot(path=tmp_path / "7mb.png", full_page=True)
 
@@ -300,6 +302,29 @@ def test_an_unavailable_api_shows_a_clear_state_and_a_retry(stack, open_page, tm
         page.screenshot(path=tmp_path / "unavailable.png", full_page=True)
     finally:
         if process.poll() is None:
+            stop_front(process)
+
+
+def test_a_slow_endpoint_shows_progress_then_its_timeout_with_a_retry(stack, open_page, tmp_path):
+    # An endpoint that accepts connections and never answers; the function gives up after its read timeout.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        process, url = start_front(f"http://127.0.0.1:{silent.getsockname()[1]}", env={"ENDPOINT_TIMEOUT_SECONDS": "3"})
+        try:
+            page = open_page(url + "/")
+            page.get_by_label("Choose photos").set_input_files(file_payload("dog.png", png_bytes(), "image/png"))
+            card = cards(page).first
+            # While waiting the card says so (the status is set before the request leaves the browser).
+            page.wait_for_function("() => document.querySelector('#results .status').textContent === 'Classifying…'")
+            assert "busy" in card.get_attribute("class")
+            wait_done(page, 1)
+            expected = api_error(url + "/predict", png_bytes())
+            assert expected["code"] == "endpoint_timeout"
+            assert card.locator(".status").inner_text() == expected["message"]
+            assert card.get_by_role("button", name="Retry").is_visible()
+            page.screenshot(path=tmp_path / "slow.png", full_page=True)
+        finally:
             stop_front(process)
 
 
@@ -363,6 +388,30 @@ def test_readable_on_a_phone_and_usable_by_keyboard(stack, open_page, tmp_path):
     outline = page.evaluate("getComputedStyle(document.querySelector('label[for=files]')).outlineStyle")
     assert outline == "solid"
     page.screenshot(path=tmp_path / "phone.png", full_page=True)
+
+
+CONTRAST_JS = """selectors => selectors.map(selector => {
+    const rgb = s => s.match(/[\\d.]+/g).map(Number);
+    const luminance = ([r, g, b]) => [r, g, b].map(v => v / 255)
+        .map(v => v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4)
+        .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+    const element = document.querySelector(selector);
+    let background = element;
+    while (background && rgb(getComputedStyle(background).backgroundColor)[3] === 0) background = background.parentElement;
+    const [fg, bg] = [getComputedStyle(element).color, background ? getComputedStyle(background).backgroundColor : 'rgb(255, 255, 255)'];
+    const [a, b] = [luminance(rgb(fg)), luminance(rgb(bg))].sort((x, y) => y - x);
+    return [selector, (a + 0.05) / (b + 0.05)];
+})"""
+
+
+def test_text_and_controls_have_enough_contrast(stack, open_page):
+    page = open_page(stack["api_url"] + "/")
+    page.get_by_label("Choose photos").set_input_files(file_payload("notes.txt", b"not a photo", "text/plain"))
+    wait_done(page, 1)
+    selectors = ["h1", ".lead", ".hint", "label[for=files]", "label[for=camera]", "#clear", ".card .name",
+                 ".card.error .status", "footer"]
+    ratios = dict(page.evaluate(CONTRAST_JS, selectors))
+    assert all(ratio >= 4.5 for ratio in ratios.values()), ratios  # WCAG AA for normal text
 
 
 def test_the_page_is_served_with_its_security_headers(stack):

@@ -8,6 +8,8 @@ resource "aws_api_gateway_method" "web_page" {
   http_method      = "GET"
   authorization    = "NONE"
   api_key_required = false
+  # Nothing to validate on a GET without parameters; attached so every method goes through the validator.
+  request_validator_id = aws_api_gateway_request_validator.this.id
 
   lifecycle {
     # The function answers the page as plain text (isBase64Encoded false); API Gateway would treat a text/html

@@ -75,7 +75,7 @@ run "page_at_the_stage_root_without_a_key" {
   }
 }
 
-run "page_needs_no_key_even_when_every_route_does_not_either" {
+run "without_require_api_key_nothing_needs_a_key" {
   command = plan
 
   variables {

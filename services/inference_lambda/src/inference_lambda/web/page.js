@@ -44,7 +44,7 @@
     $('forget-key').hidden = !key;
   }
 
-  function formatBytes(n) { return `${(n / (1024 * 1024)).toFixed(1)} MB`; }
+  function formatBytes(n) { return `${(n / (1024 * 1024)).toFixed(1)} MiB`; } // as dogclient and the API docs
   function percent(p) { return `${(p * 100).toFixed(1)}%`; }
 
   function toBase64(blob) {
@@ -218,7 +218,12 @@
       if (job.images.length === 1) {
         showResult(job.cards[0], data, data.model);
       } else {
-        job.cards.forEach((card, i) => showResult(card, (data.results || [])[i] || {}, data.model));
+        job.cards.forEach((card, i) => {
+          const result = (data.results || [])[i] || {};
+          // Should a batch ever answer per-image errors, show each one's message on its own card.
+          if (result.error) showProblem(card, new Problem(result.error.message || 'The API could not classify this photo.'));
+          else showResult(card, result, data.model);
+        });
       }
     } catch (problem) {
       const known = problem instanceof Problem ? problem : new Problem('Something went wrong in the page.', { retry: true });
