@@ -122,7 +122,7 @@ def test_endpoint_is_in_service_with_its_scaling_policy(stack: LocalStack) -> No
     assert policy["PolicyType"] == "TargetTrackingScaling"
     tracking = policy["TargetTrackingScalingPolicyConfiguration"]
     assert tracking["PredefinedMetricSpecification"]["PredefinedMetricType"] == "SageMakerVariantInvocationsPerInstance"
-    assert (tracking["TargetValue"], tracking["ScaleInCooldown"], tracking["ScaleOutCooldown"]) == (15.0, 300, 30)
+    assert (tracking["TargetValue"], tracking["ScaleInCooldown"], tracking["ScaleOutCooldown"]) == (1500.0, 600, 300)
 
     alarms = stack.client("cloudwatch").describe_alarms(AlarmNamePrefix=ENDPOINT_NAME)["MetricAlarms"]
     assert sorted(alarm["MetricName"] for alarm in alarms) == ["Invocation5XXErrors", "ModelLatency"]
