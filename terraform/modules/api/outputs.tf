@@ -58,3 +58,8 @@ output "web_acl_arn" {
   description = "ARN of the web ACL associated with the stage (created or given); null for none."
   value       = var.web_acl_arn != null ? var.web_acl_arn : one(aws_wafv2_web_acl.this[*].arn)
 }
+
+output "environment" {
+  description = "Environment variables of the function (no secrets), for review."
+  value       = aws_lambda_function.this.environment[0].variables
+}

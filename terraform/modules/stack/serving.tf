@@ -75,8 +75,15 @@ module "api" {
   lambda_zip_path = var.lambda_zip_path
   lambda_role_arn = module.iam.lambda_role_arn
   endpoint_name   = module.endpoint[0].endpoint_name
-  # A serverless endpoint takes at most 4 MB per request: the function sends raw image bytes to it.
-  environment = merge(var.lambda_environment, local.serverless ? { ENDPOINT_PAYLOAD = "raw" } : {})
+  # A serverless endpoint takes at most 4 MB per request (6 MB for instances): the function sends it a
+  # single image as raw bytes, so a 4 MiB image fits, and refuses larger bodies itself with a clear 413.
+  environment = merge(var.lambda_environment, local.serverless ? {
+    ENDPOINT_PAYLOAD           = "raw"
+    ENDPOINT_MAX_PAYLOAD_BYTES = tostring(4 * 1024 * 1024)
+  } : {})
+  # A serverless cold start (image pull and model load) can take well over the 10 s that suit a warm
+  # instance: wait up to 19 s (+ 3 s URL fetch + 2 s connect < the function's 25 s < API Gateway's 29 s).
+  endpoint_timeout_seconds = local.serverless ? 19 : 10
 
   allowed_origins                = var.allowed_origins
   reserved_concurrency           = var.reserved_concurrency

@@ -77,6 +77,11 @@ run "defaults_fit_a_new_account" {
     condition     = !local.endpoint_has_instance_store && local.endpoint_kms_key_arn == module.storage.kms_key_arn
     error_message = "ml.m5.large has EBS volumes only, encrypted with the stack's key."
   }
+
+  assert {
+    condition     = !contains(keys(module.api[0].environment), "ENDPOINT_PAYLOAD") && module.api[0].environment["ENDPOINT_TIMEOUT_SECONDS"] == "10"
+    error_message = "An instance endpoint gets base64 JSON (6 MB limit) and the 10 s endpoint timeout."
+  }
 }
 
 run "nvme_instance_types_get_no_volume_key" {
@@ -127,6 +132,15 @@ run "serverless_runs_outside_the_vpc" {
   assert {
     condition     = module.api[0].function_name == "dogbreed-api"
     error_message = "The API fronts a serverless endpoint too."
+  }
+
+  assert {
+    condition = (
+      module.api[0].environment["ENDPOINT_PAYLOAD"] == "raw" &&
+      module.api[0].environment["ENDPOINT_MAX_PAYLOAD_BYTES"] == "4194304" &&
+      module.api[0].environment["ENDPOINT_TIMEOUT_SECONDS"] == "19"
+    )
+    error_message = "In serverless mode the function must send raw image bytes under the 4 MB limit and wait out a cold start."
   }
 }
 
