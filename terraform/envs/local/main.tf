@@ -28,7 +28,9 @@ module "stack" {
   lambda_in_vpc   = var.lambda_in_vpc
   azs             = ["${var.region}a", "${var.region}b"]
 
-  enable_trainer_host         = true
+  enable_trainer_host = true
+  # Nothing runs the user data here; a package source keeps the "cannot install" warning quiet.
+  trainer_package_s3_uri      = "s3://${var.name}-${data.aws_caller_identity.current.account_id}-artifacts/code/dogbreed_trainer-0.1.0-py3-none-any.whl"
   trainer_ami_id              = data.aws_ami.trainer.id
   trainer_detailed_monitoring = false
 

@@ -56,7 +56,7 @@ variable "endpoint_instance_type" {
 }
 
 variable "endpoint_instance_storage" {
-  description = "Whether endpoint_instance_type has instance-store (NVMe) volumes, which SageMaker refuses a volume KMS key for; null looks it up in the EC2 instance type catalogue."
+  description = "Whether endpoint_instance_type has instance-store (NVMe) volumes, which SageMaker refuses a volume KMS key for; null looks it up in the EC2 instance type catalogue (set it for a type EC2 does not offer in the region)."
   type        = bool
   default     = null
 }
