@@ -93,9 +93,10 @@ run "first_apply_without_a_model" {
   }
 }
 
-# README: the GPU host, exactly as documented (no -target).
+# README: the GPU host, exactly as documented (no -target). Applied, so the next run plans from a state
+# that holds the host, its NAT gateway and its endpoints.
 run "trainer_host_on" {
-  command = plan
+  command = apply
 
   variables {
     enable_trainer_host    = true
@@ -133,7 +134,7 @@ run "trainer_host_on" {
   }
 }
 
-# README: switching the host off must also remove the NAT and the SSM endpoints.
+# README: switching the host off must also remove the NAT and the SSM endpoints (planned from the state above).
 run "trainer_host_off" {
   command = plan
 
