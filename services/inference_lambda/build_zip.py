@@ -3,7 +3,7 @@
     python services/inference_lambda/build_zip.py            # -> dist/inference_lambda.zip
 
 What goes in: the `inference_lambda` package (with openapi.json) and the pinned runtime dependencies of
-requirements-lambda.txt, installed for the Lambda platform (manylinux x86_64, CPython 3.11) with --no-deps so
+requirements-lambda.txt, installed for the Lambda platform (manylinux x86_64, the CPython of the function's runtime) with --no-deps so
 nothing unpinned slips in. boto3/botocore are not pinned there: the Lambda runtime provides them.
 Powertools is bundled rather than taken from the public layer: the zip then pins it with the code, needs no
 region-specific layer ARN, and runs the same under moto and locally.
@@ -30,6 +30,21 @@ REPO_ROOT = SERVICE_DIR.parents[1]
 PACKAGE_DIR = SERVICE_DIR / "src" / "inference_lambda"
 DEFAULT_REQUIREMENTS = SERVICE_DIR / "requirements-lambda.txt"
 DEFAULT_OUTPUT = REPO_ROOT / "dist" / "inference_lambda.zip"
+# The function's runtime, which Terraform's api module reads too: the wheels must be built for it.
+RUNTIME_FILE = REPO_ROOT / "terraform" / "modules" / "api" / "runtime.json"
+
+
+def runtime_python_version(runtime_file: Path = RUNTIME_FILE) -> str:
+    """"python3.12" in runtime.json -> "3.12"."""
+    import json
+
+    runtime = json.loads(runtime_file.read_text())["runtime"]
+    if not runtime.startswith("python3."):
+        raise SystemExit(f"build_zip: {runtime_file} names {runtime!r}, not a python3.x Lambda runtime")
+    return runtime.removeprefix("python")
+
+
+DEFAULT_PYTHON_VERSION = runtime_python_version()
 # Only what the Lambda runs: the local HTTP front needs starlette/uvicorn, which the zip does not carry.
 EXCLUDED_PACKAGE_FILES = {"local_front.py"}
 EXCLUDED_DIRS = {"__pycache__", "bin"}
@@ -102,7 +117,7 @@ def build(
     output: Path = DEFAULT_OUTPUT,
     *,
     requirements: Path | None = DEFAULT_REQUIREMENTS,
-    python_version: str = "3.11",
+    python_version: str = DEFAULT_PYTHON_VERSION,
     platform: str = "manylinux2014_x86_64",
 ) -> Path:
     files = collect(PACKAGE_DIR, "inference_lambda/", EXCLUDED_PACKAGE_FILES)
@@ -134,7 +149,11 @@ def get_args_parser() -> argparse.ArgumentParser:
         help=f"pinned runtime dependencies (default: {DEFAULT_REQUIREMENTS.relative_to(REPO_ROOT)})",
     )
     parser.add_argument("--no-deps", action="store_true", help="package the handler code only (default: off)")
-    parser.add_argument("--python-version", default="3.11", help="Lambda runtime's Python (default: 3.11)")
+    parser.add_argument(
+        "--python-version",
+        default=DEFAULT_PYTHON_VERSION,
+        help=f"Lambda runtime's Python (default: {DEFAULT_PYTHON_VERSION}, from {RUNTIME_FILE.relative_to(REPO_ROOT)})",
+    )
     parser.add_argument(
         "--platform", default="manylinux2014_x86_64", help="wheel platform (default: manylinux2014_x86_64)"
     )

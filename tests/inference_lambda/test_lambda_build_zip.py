@@ -16,7 +16,7 @@ spec = importlib.util.spec_from_file_location("inference_lambda_build_zip", SERV
 build_zip = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(build_zip)
 
-# What the python3.11 Lambda runtime provides besides the standard library.
+# What the python3.12 Lambda runtime provides besides the standard library.
 RUNTIME_PROVIDED = ["boto3", "botocore", "s3transfer", "dateutil", "six.py", "urllib3", "jmespath"]
 
 
@@ -117,3 +117,10 @@ def test_full_zip_is_reproducible_excludes_boto3_and_runs_on_the_runtime_alone(t
     assert json.loads(ran["health"]["body"])["endpoint_name"] == "zip-endpoint"
     assert ran["openapi_status"] == 200 and ran["openapi_title"] == "Dog-breed classifier API"
     assert ran["modules"] == []
+
+
+def test_wheels_are_built_for_the_functions_runtime():
+    # One source for both: Terraform's api module runs the function on runtime.json's runtime.
+    runtime = json.loads((build_zip.REPO_ROOT / "terraform" / "modules" / "api" / "runtime.json").read_text())["runtime"]
+    assert runtime == f"python{build_zip.DEFAULT_PYTHON_VERSION}"
+    assert build_zip.get_args_parser().parse_args([]).python_version == build_zip.DEFAULT_PYTHON_VERSION

@@ -403,3 +403,48 @@ def test_against_motos_sagemaker_runtime(invoke, handler_against, tiny_images):
         }
     finally:
         server.stop()
+
+
+# -- raw image bytes for a serverless endpoint (ENDPOINT_PAYLOAD=raw) ------------------------------------
+
+
+def test_raw_payload_sends_the_image_bytes_with_top_k_in_custom_attributes(reload_app, invoke, tiny_images):
+    app = reload_app(ENDPOINT_PAYLOAD="raw")
+    with Stubber(app.sagemaker_runtime) as stub:
+        stub.add_response(
+            "invoke_endpoint",
+            endpoint_response(SINGLE),
+            expected_params={
+                "EndpointName": app.settings.endpoint_name,
+                "Body": tiny_images["jpg"],
+                "ContentType": "application/x-image",
+                "Accept": "application/json",
+                "CustomAttributes": "top_k=3",
+            },
+        )
+        status, _, body = invoke(raw_event(tiny_images["jpg"], query={"top_k": ["3"]}))
+        stub.assert_no_pending_responses()
+
+    assert status == 200
+    assert body["predictions"][0]["breed"] == "Beagle"
+
+
+def test_raw_payload_keeps_a_4_mib_image_under_a_4_mb_endpoint_limit():
+    # A 4 MiB image is 5.6 MB as base64 JSON, over a serverless endpoint's 4 MB; raw it is 4,194,304 bytes.
+    client = boto3.client("sagemaker-runtime", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    caller = EndpointCaller(client, "unit", max_payload_bytes=4 * 1024 * 1024)
+    image = b"\xff\xd8\xff" + b"\0" * (4 * 1024 * 1024 - 3)
+    with Stubber(client) as stub:
+        stub.add_response("invoke_endpoint", endpoint_response(SINGLE))
+        assert caller.invoke_image(image, top_k=5).body["model"] == SINGLE["model"]
+
+    with pytest.raises(ApiError) as raised:
+        caller.invoke({"image": base64.b64encode(image).decode("ascii"), "top_k": 5})
+    assert raised.value.code == "payload_too_large"
+
+
+def test_unknown_endpoint_payload_is_a_configuration_error():
+    from inference_lambda.settings import ConfigError, Settings
+
+    with pytest.raises(ConfigError, match="ENDPOINT_PAYLOAD"):
+        Settings.from_env({"ENDPOINT_NAME": "unit", "ENDPOINT_PAYLOAD": "xml"})

@@ -122,10 +122,13 @@ def test_endpoint_is_in_service_with_its_scaling_policy(stack: LocalStack) -> No
     assert policy["PolicyType"] == "TargetTrackingScaling"
     tracking = policy["TargetTrackingScalingPolicyConfiguration"]
     assert tracking["PredefinedMetricSpecification"]["PredefinedMetricType"] == "SageMakerVariantInvocationsPerInstance"
-    assert (tracking["TargetValue"], tracking["ScaleInCooldown"], tracking["ScaleOutCooldown"]) == (15.0, 300, 30)
+    assert (tracking["TargetValue"], tracking["ScaleInCooldown"], tracking["ScaleOutCooldown"]) == (1500.0, 600, 300)
 
     alarms = stack.client("cloudwatch").describe_alarms(AlarmNamePrefix=ENDPOINT_NAME)["MetricAlarms"]
     assert sorted(alarm["MetricName"] for alarm in alarms) == ["Invocation5XXErrors", "ModelLatency"]
+    # Without alarm_actions the alarms notify the stack's own topic, not nobody.
+    topic = stack.outputs["alarm_topic_arn"]
+    assert topic.endswith(f":{NAME}-alarms") and all(alarm["AlarmActions"] == [topic] for alarm in alarms)
 
 
 def test_rest_api_routes_to_the_lambda(stack: LocalStack) -> None:
@@ -220,6 +223,8 @@ def test_trainer_host_is_private_with_imdsv2(stack: LocalStack) -> None:
     assert instance["MetadataOptions"]["HttpTokens"] == "required"
     assert instance["InstanceType"] == "g4dn.xlarge"
     assert "KeyName" not in instance
+    status = stack.client("ssm").get_parameter(Name=stack.outputs["trainer_status_parameter"])["Parameter"]
+    assert status["Value"] == "pending", "the host overwrites it with ok or failed: <step>"
     subnet = stack.client("ec2").describe_subnets(SubnetIds=[instance["SubnetId"]])["Subnets"][0]
     assert subnet["MapPublicIpOnLaunch"] is False and subnet["VpcId"] == stack.outputs["vpc_id"]
 
@@ -245,7 +250,7 @@ def test_new_artifact_rolls_the_endpoint_without_a_name_clash(stack: LocalStack)
     old_config = sagemaker.describe_endpoint(EndpointName=ENDPOINT_NAME)["EndpointConfigName"]
 
     stack.variables["model_data_url"] = f"s3://{stack.outputs['bucket_name']}/models/run-2/model.tar.gz"
-    stack.apply("-target=module.endpoint")
+    stack.apply("-target=module.stack.module.endpoint")
 
     endpoint = sagemaker.describe_endpoint(EndpointName=ENDPOINT_NAME)
     assert endpoint["EndpointStatus"] == "InService"
@@ -276,6 +281,8 @@ def test_destroy_leaves_nothing_behind(stack: LocalStack) -> None:
         e["VpcEndpointId"] for e in ec2.describe_vpc_endpoints()["VpcEndpoints"] if e["State"].lower() != "deleted"
     ] == []
     assert stack.client("s3").list_buckets()["Buckets"] == []
+    assert stack.client("sns").list_topics()["Topics"] == []
+    assert stack.client("ssm").describe_parameters()["Parameters"] == []
     assert stack.client("lambda").list_functions()["Functions"] == []
     apigateway = stack.client("apigateway")
     assert apigateway.get_rest_apis()["items"] == []

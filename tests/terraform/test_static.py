@@ -103,3 +103,19 @@ def test_every_variable_and_output_has_description_and_type() -> None:
                 assert re.search(r"^\s*description\s*=", body, re.MULTILINE), (
                     f"{tf_file}: output {name} has no description"
                 )
+
+
+def test_dependents_wait_for_their_role_policies(terraform: Terraform, terraform_copy: Path) -> None:
+    """The model, the function and the host are created only once their roles' policies exist, not in
+    parallel with them (real errors would then surface only after the provider's IAM retries)."""
+    workdir = terraform_copy / "envs" / "aws"
+    terraform.init(workdir)
+    graph = terraform.run("graph", cwd=workdir).stdout
+    for dependent, policy in (
+        ("module.endpoint.aws_sagemaker_model.this", "module.iam.aws_iam_role_policy.sagemaker"),
+        ("module.api.aws_lambda_function.this", "module.iam.aws_iam_role_policy.lambda"),
+        ("module.trainer_host.aws_instance.this", "module.iam.aws_iam_role_policy.trainer"),
+        ("module.trainer_host.aws_instance.this", "module.iam.aws_iam_role_policy_attachment.trainer_ssm"),
+    ):
+        edge = f'"module.stack.{dependent}" -> "module.stack.{policy}"'
+        assert edge in graph, f"{dependent} does not wait for {policy}"

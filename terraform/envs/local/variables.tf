@@ -36,3 +36,9 @@ variable "lambda_in_vpc" {
   type        = bool
   default     = false
 }
+
+variable "endpoint_mode" {
+  description = "Endpoint mode, as envs/aws's endpoint_mode: \"instance\" or \"serverless\"."
+  type        = string
+  default     = "instance"
+}

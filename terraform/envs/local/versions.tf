@@ -35,6 +35,8 @@ provider "aws" {
     logs                   = var.moto_endpoint
     s3                     = var.moto_endpoint
     sagemaker              = var.moto_endpoint
+    sns                    = var.moto_endpoint
+    ssm                    = var.moto_endpoint
     sts                    = var.moto_endpoint
   }
 

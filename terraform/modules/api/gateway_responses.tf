@@ -58,12 +58,28 @@ locals {
   }
 }
 
+locals {
+  # The gateway's own answers (403 bad key, 429 throttled, 504 timeout, ...) need the CORS header too, or
+  # a browser hides them from the page. One origin (or "*") is sent as is; with several, the request's
+  # Origin is echoed (these bodies carry no data, only the error code), with Vary: Origin for caches.
+  cors_response_parameters = length(var.allowed_origins) == 0 ? {} : (
+    length(var.allowed_origins) == 1 ? {
+      "gatewayresponse.header.Access-Control-Allow-Origin" = "'${var.allowed_origins[0]}'"
+      } : {
+      "gatewayresponse.header.Access-Control-Allow-Origin" = "method.request.header.Origin"
+      "gatewayresponse.header.Vary"                        = "'Origin'"
+    }
+  )
+}
+
 resource "aws_api_gateway_gateway_response" "this" {
   for_each = local.gateway_responses
 
   rest_api_id   = aws_api_gateway_rest_api.this.id
   response_type = each.key
   status_code   = each.value.status
+
+  response_parameters = local.cors_response_parameters
 
   response_templates = {
     "application/json" = jsonencode({

@@ -1,3 +1,8 @@
+locals {
+  # One runtime for the function and the zip's wheels (build_zip.py reads the same file).
+  runtime = coalesce(var.runtime, jsondecode(file("${path.module}/runtime.json")).runtime)
+}
+
 resource "aws_cloudwatch_log_group" "this" {
   name              = "/aws/lambda/${var.name}"
   retention_in_days = var.log_retention_days
@@ -11,7 +16,7 @@ resource "aws_lambda_function" "this" {
   description   = "Dog breed inference API: validates requests, calls the SageMaker endpoint"
   role          = var.lambda_role_arn
   handler       = var.handler
-  runtime       = var.runtime
+  runtime       = local.runtime
   architectures = ["x86_64"]
   memory_size   = var.memory_size_mb
   timeout       = var.timeout_seconds
@@ -41,9 +46,14 @@ resource "aws_lambda_function" "this" {
 
     content {
       subnet_ids         = var.subnet_ids
-      security_group_ids = var.security_group_ids
+      security_group_ids = concat(aws_security_group.lambda[*].id, var.security_group_ids)
     }
   }
+
+  # Lambda keeps a VPC function's network interfaces for a while after it is deleted, and the security
+  # group cannot be deleted while they hold it: swap in the VPC's default group first, as
+  # terraform-aws-modules/lambda does, so destroy does not hang on the function's own group.
+  replace_security_groups_on_destroy = length(var.subnet_ids) > 0 ? true : null
 
   tags = var.tags
 

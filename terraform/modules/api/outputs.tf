@@ -48,3 +48,18 @@ output "access_log_group_name" {
   description = "Name of the API's access log group."
   value       = aws_cloudwatch_log_group.access.name
 }
+
+output "lambda_security_group_id" {
+  description = "ID of the function's own security group; null unless it runs in a VPC (subnet_ids)."
+  value       = one(aws_security_group.lambda[*].id)
+}
+
+output "web_acl_arn" {
+  description = "ARN of the web ACL associated with the stage (created or given); null for none."
+  value       = var.web_acl_arn != null ? var.web_acl_arn : one(aws_wafv2_web_acl.this[*].arn)
+}
+
+output "environment" {
+  description = "Environment variables of the function (no secrets), for review."
+  value       = aws_lambda_function.this.environment[0].variables
+}

@@ -12,6 +12,20 @@ locals {
   methods = merge({ for key, route in local.routes : key => merge(route, { resource = key }) }, local.preflight_methods)
 }
 
+locals {
+  method_authorization = { api_key = "NONE", iam = "AWS_IAM", cognito = "COGNITO_USER_POOLS" }[var.authorization]
+}
+
+resource "aws_api_gateway_authorizer" "cognito" {
+  count = var.authorization == "cognito" ? 1 : 0
+
+  name            = "${var.name}-cognito"
+  rest_api_id     = aws_api_gateway_rest_api.this.id
+  type            = "COGNITO_USER_POOLS"
+  provider_arns   = var.cognito_user_pool_arns
+  identity_source = "method.request.header.Authorization"
+}
+
 resource "aws_api_gateway_rest_api" "this" {
   name               = var.name
   description        = "Dog breed classifier: POST /predict, GET /health"
@@ -59,10 +73,12 @@ resource "aws_api_gateway_model" "predict_json" {
 resource "aws_api_gateway_method" "this" {
   for_each = local.methods
 
-  rest_api_id   = aws_api_gateway_rest_api.this.id
-  resource_id   = aws_api_gateway_resource.this[each.value.resource].id
-  http_method   = each.value.method
-  authorization = "NONE"
+  rest_api_id = aws_api_gateway_rest_api.this.id
+  resource_id = aws_api_gateway_resource.this[each.value.resource].id
+  http_method = each.value.method
+  # Preflights carry no credentials; every other method takes the chosen authorization.
+  authorization = each.value.method == "OPTIONS" ? "NONE" : local.method_authorization
+  authorizer_id = each.value.method != "OPTIONS" && var.authorization == "cognito" ? aws_api_gateway_authorizer.cognito[0].id : null
   # Browsers never send custom headers (x-api-key) with a preflight.
   api_key_required     = var.require_api_key && each.value.method != "OPTIONS"
   request_validator_id = aws_api_gateway_request_validator.this.id
@@ -92,8 +108,11 @@ resource "aws_api_gateway_deployment" "this" {
     redeployment = sha1(jsonencode([
       local.methods,
       local.gateway_responses,
+      local.cors_response_parameters,
       var.binary_media_types,
       var.require_api_key,
+      var.authorization,
+      var.cognito_user_pool_arns,
       aws_api_gateway_model.predict_json.schema,
       [for route in aws_api_gateway_resource.this : route.id],
       [for method in aws_api_gateway_method.this : method.id],
@@ -147,10 +166,10 @@ resource "aws_api_gateway_stage" "this" {
 }
 
 resource "aws_wafv2_web_acl_association" "this" {
-  count = var.web_acl_arn != null ? 1 : 0
+  count = var.web_acl_arn != null || var.enable_waf ? 1 : 0
 
   resource_arn = aws_api_gateway_stage.this.arn
-  web_acl_arn  = var.web_acl_arn
+  web_acl_arn  = var.web_acl_arn != null ? var.web_acl_arn : aws_wafv2_web_acl.this[0].arn
 }
 
 resource "aws_api_gateway_method_settings" "this" {

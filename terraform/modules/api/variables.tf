@@ -20,9 +20,9 @@ variable "handler" {
 }
 
 variable "runtime" {
-  description = "Lambda runtime."
+  description = "Lambda runtime; null uses the one in runtime.json, which services/inference_lambda/build_zip.py also reads so the zip's wheels match it."
   type        = string
-  default     = "python3.12"
+  default     = null
 }
 
 variable "memory_size_mb" {
@@ -76,13 +76,13 @@ variable "environment" {
 }
 
 variable "reserved_concurrency" {
-  description = "Reserved concurrent executions: caps the load the function can put on the endpoint."
+  description = "Reserved concurrent executions (caps the load on the endpoint); null reserves none. A reservation must leave the account 10 unreserved executions: new accounts whose limit is 10 or 50 cannot reserve 50 (see the README's quotas)."
   type        = number
-  default     = 50
+  default     = null
 
   validation {
-    condition     = var.reserved_concurrency >= 1
-    error_message = "reserved_concurrency must be at least 1 (0 would disable the function)."
+    condition     = var.reserved_concurrency == null || coalesce(var.reserved_concurrency, 1) >= 1
+    error_message = "reserved_concurrency must be at least 1 (0 would disable the function), or null."
   }
 }
 
@@ -92,7 +92,7 @@ variable "provisioned_concurrency" {
   default     = 0
 
   validation {
-    condition     = var.provisioned_concurrency >= 0 && var.provisioned_concurrency <= var.reserved_concurrency
+    condition     = var.provisioned_concurrency >= 0 && (var.reserved_concurrency == null || var.provisioned_concurrency <= coalesce(var.reserved_concurrency, 0))
     error_message = "provisioned_concurrency must be between 0 and reserved_concurrency."
   }
 }
@@ -103,8 +103,25 @@ variable "subnet_ids" {
   default     = []
 }
 
+variable "vpc_id" {
+  description = "VPC of subnet_ids: the function gets a security group of its own there (HTTPS out only). Required with subnet_ids."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = length(var.subnet_ids) == 0 || var.vpc_id != null
+    error_message = "vpc_id is required when subnet_ids is set: the function gets its own security group in that VPC."
+  }
+}
+
+variable "egress_security_group_ids" {
+  description = "Security groups the function's group may send HTTPS to (the interface VPC endpoints' group); with subnet_ids."
+  type        = list(string)
+  default     = []
+}
+
 variable "security_group_ids" {
-  description = "Security groups of the function; used with subnet_ids."
+  description = "Extra security groups of the function, besides its own; used with subnet_ids."
   type        = list(string)
   default     = []
 }
@@ -158,9 +175,48 @@ variable "quota_limit_per_day" {
 }
 
 variable "manage_account_cloudwatch_role" {
-  description = "Set this region's API Gateway account CloudWatch role, which access logging needs. Turn off when the account already has one (the setting is shared by every API of the region)."
+  description = "Set this region's API Gateway account CloudWatch role, which execution logging needs. Off by default: the setting is shared by every API of the region, so setting it replaces another stack's role, and destroying it leaves the account pointing at a deleted role. Turn on only where nothing else sets it."
   type        = bool
-  default     = true
+  default     = false
+}
+
+variable "authorization" {
+  description = "Who may call the routes: \"api_key\" (the key only), \"iam\" (SigV4-signed requests, e.g. with execute-api:Invoke on the API) or \"cognito\" (an ID or access token of cognito_user_pool_arns in the Authorization header). The API key stays required for metering whenever require_api_key is true."
+  type        = string
+  default     = "api_key"
+
+  validation {
+    condition     = contains(["api_key", "iam", "cognito"], var.authorization)
+    error_message = "authorization must be \"api_key\", \"iam\" or \"cognito\"."
+  }
+}
+
+variable "cognito_user_pool_arns" {
+  description = "Cognito user pools whose tokens the API accepts (authorization = \"cognito\")."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = var.authorization != "cognito" || length(var.cognito_user_pool_arns) > 0
+    error_message = "authorization = \"cognito\" needs at least one cognito_user_pool_arns."
+  }
+}
+
+variable "enable_waf" {
+  description = "Create a WAFv2 web ACL for the stage: AWS managed common and known-bad-inputs rule groups and a per-IP rate limit. Ignored when web_acl_arn is set."
+  type        = bool
+  default     = false
+}
+
+variable "waf_rate_limit_per_5_minutes" {
+  description = "Requests per client IP per 5 minutes the created web ACL allows before it blocks (enable_waf)."
+  type        = number
+  default     = 1000
+
+  validation {
+    condition     = var.waf_rate_limit_per_5_minutes >= 10
+    error_message = "waf_rate_limit_per_5_minutes must be at least 10 (WAF's minimum)."
+  }
 }
 
 variable "web_acl_arn" {

@@ -1,7 +1,7 @@
 resource "aws_cloudwatch_metric_alarm" "errors_5xx" {
   count = var.enable_alarms ? 1 : 0
 
-  alarm_name          = "${var.name}-invocation-5xx-errors"
+  alarm_name          = local.alarm_names[0]
   alarm_description   = "The ${var.name} endpoint answered with 5xx errors: the model or its container is failing."
   namespace           = "AWS/SageMaker"
   metric_name         = "Invocation5XXErrors"
@@ -15,7 +15,7 @@ resource "aws_cloudwatch_metric_alarm" "errors_5xx" {
   ok_actions          = var.alarm_actions
 
   dimensions = {
-    EndpointName = aws_sagemaker_endpoint.this.name
+    EndpointName = var.name
     VariantName  = var.variant_name
   }
 
@@ -25,7 +25,7 @@ resource "aws_cloudwatch_metric_alarm" "errors_5xx" {
 resource "aws_cloudwatch_metric_alarm" "model_latency" {
   count = var.enable_alarms ? 1 : 0
 
-  alarm_name          = "${var.name}-model-latency"
+  alarm_name          = local.alarm_names[1]
   alarm_description   = "The ${var.name} model's average latency is above ${var.model_latency_threshold_ms} ms."
   namespace           = "AWS/SageMaker"
   metric_name         = "ModelLatency"
@@ -41,7 +41,7 @@ resource "aws_cloudwatch_metric_alarm" "model_latency" {
   ok_actions          = var.alarm_actions
 
   dimensions = {
-    EndpointName = aws_sagemaker_endpoint.this.name
+    EndpointName = var.name
     VariantName  = var.variant_name
   }
 

@@ -25,12 +25,12 @@ output "variant_name" {
 
 output "image_uri" {
   description = "URI of the prebuilt inference image the model runs."
-  value       = data.aws_sagemaker_prebuilt_ecr_image.this.registry_path
+  value       = local.image
 }
 
 output "scaling_policy_arn" {
-  description = "ARN of the target-tracking scaling policy; null when enable_autoscaling is false."
-  value       = one(aws_appautoscaling_policy.this[*].arn)
+  description = "ARN of the target-tracking scaling policy; null when enable_autoscaling is false or mode is serverless."
+  value       = one([for policy in aws_appautoscaling_policy.this : policy.arn])
 }
 
 output "alarm_names" {

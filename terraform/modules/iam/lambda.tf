@@ -23,7 +23,7 @@ locals {
       Action   = ["ec2:DescribeNetworkInterfaces"]
       Resource = ["*"] # Describe calls have no resource-level permissions.
     },
-    {
+    merge({
       Sid    = "ManageFunctionNetworkInterfaces"
       Effect = "Allow"
       Action = [
@@ -32,8 +32,8 @@ locals {
         "ec2:AssignPrivateIpAddresses",
         "ec2:UnassignPrivateIpAddresses",
       ]
-      Resource = local.eni_resource_arns
-    },
+      Resource = local.eni_resource_arns_scoped
+    }, local.eni_condition),
   ]
 
   lambda_statements = concat([

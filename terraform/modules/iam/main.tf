@@ -24,6 +24,22 @@ locals {
     "arn:${local.partition}:ec2:${local.region}:${local.account_id}:security-group/*",
   ]
 
+  # Network interfaces only in this VPC: ec2:Vpc is set for network interfaces, subnets and security
+  # groups alike, and the subnets are named too, so no other subnet of the VPC is usable either.
+  eni_condition = {
+    for key, value in {
+      Condition = { ArnEquals = { "ec2:Vpc" = "arn:${local.partition}:ec2:${local.region}:${local.account_id}:vpc/${coalesce(var.vpc_id, "none")}" } }
+    } : key => value if var.vpc_id != null
+  }
+  eni_subnet_arns = [for id in var.subnet_ids : "arn:${local.partition}:ec2:${local.region}:${local.account_id}:subnet/${id}"]
+  eni_resource_arns_scoped = length(var.subnet_ids) == 0 ? local.eni_resource_arns : concat(
+    [
+      "arn:${local.partition}:ec2:${local.region}:${local.account_id}:network-interface/*",
+      "arn:${local.partition}:ec2:${local.region}:${local.account_id}:security-group/*",
+    ],
+    local.eni_subnet_arns,
+  )
+
   # Network interface actions that cannot be scoped to a resource.
   eni_describe_actions = [
     "ec2:DescribeNetworkInterfaces",

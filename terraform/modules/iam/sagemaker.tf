@@ -24,7 +24,7 @@ locals {
       Action   = local.eni_describe_actions
       Resource = ["*"] # Describe calls have no resource-level permissions.
     },
-    {
+    merge({
       Sid    = "ManageEndpointNetworkInterfaces"
       Effect = "Allow"
       Action = [
@@ -33,11 +33,22 @@ locals {
         "ec2:DeleteNetworkInterface",
         "ec2:DeleteNetworkInterfacePermission",
       ]
-      Resource = local.eni_resource_arns
-    },
+      Resource = local.eni_resource_arns_scoped
+    }, local.eni_condition),
   ]
 
   sagemaker_statements = concat(local.bucket_access_statements, [
+    {
+      # The endpoint's ML storage volumes are encrypted with the stack's key: SageMaker describes it and
+      # creates grants for the volumes (AWS's documented permissions for a volume KMS key).
+      Sid      = "EncryptEndpointVolumes"
+      Effect   = "Allow"
+      Action   = ["kms:CreateGrant", "kms:DescribeKey", "kms:Decrypt", "kms:GenerateDataKey"]
+      Resource = [var.kms_key_arn]
+      Condition = {
+        StringEquals = { "kms:ViaService" = ["sagemaker.${local.region}.amazonaws.com", "ec2.${local.region}.amazonaws.com"] }
+      }
+    },
     {
       Sid      = "EcrAuthorization"
       Effect   = "Allow"
@@ -72,11 +83,15 @@ locals {
   ], [for statement in local.sagemaker_vpc_statements : statement if var.sagemaker_in_vpc])
 }
 
-resource "aws_iam_role_policy" "sagemaker" {
-  name = "bucket-image-logs"
-  role = aws_iam_role.sagemaker.id
-  policy = jsonencode({
+locals {
+  sagemaker_policy = jsonencode({
     Version   = "2012-10-17"
     Statement = local.sagemaker_statements
   })
+}
+
+resource "aws_iam_role_policy" "sagemaker" {
+  name   = "bucket-image-logs"
+  role   = aws_iam_role.sagemaker.id
+  policy = local.sagemaker_policy
 }

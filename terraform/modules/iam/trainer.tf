@@ -17,19 +17,28 @@ resource "aws_iam_role" "trainer" {
   tags = var.tags
 }
 
+locals {
+  trainer_statements = concat(local.bucket_access_statements, [{
+    Sid      = "ReadTrainerPackage"
+    Effect   = "Allow"
+    Action   = ["s3:GetObject"]
+    Resource = [local.code_objects_arn]
+    }], var.trainer_status_parameter_name == null ? [] : [{
+    Sid      = "ReportSetupStatus"
+    Effect   = "Allow"
+    Action   = ["ssm:PutParameter"]
+    Resource = ["arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter/${trimprefix(var.trainer_status_parameter_name, "/")}"]
+  }])
+}
+
 resource "aws_iam_role_policy" "trainer" {
   count = var.create_trainer_instance_profile ? 1 : 0
 
   name = "bucket-access"
   role = aws_iam_role.trainer[0].id
   policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = concat(local.bucket_access_statements, [{
-      Sid      = "ReadTrainerPackage"
-      Effect   = "Allow"
-      Action   = ["s3:GetObject"]
-      Resource = [local.code_objects_arn]
-    }])
+    Version   = "2012-10-17"
+    Statement = local.trainer_statements
   })
 }
 

@@ -65,6 +65,24 @@ variable "sagemaker_in_vpc" {
   default     = true
 }
 
+variable "trainer_status_parameter_name" {
+  description = "SSM parameter the trainer host writes its set-up status to (trainer_host module); null grants nothing."
+  type        = string
+  default     = null
+}
+
+variable "vpc_id" {
+  description = "VPC of the workloads: the roles may create and delete network interfaces only in it (and its subnet_ids); null leaves the ENI statements unconditioned."
+  type        = string
+  default     = null
+}
+
+variable "subnet_ids" {
+  description = "Private subnets the Lambda function and the endpoint may place network interfaces in."
+  type        = list(string)
+  default     = []
+}
+
 variable "permissions_boundary_arn" {
   description = "ARN of a permissions boundary attached to every role; null for none."
   type        = string

@@ -52,3 +52,8 @@ output "flow_log_group_name" {
   description = "Name of the CloudWatch log group that receives the VPC flow logs."
   value       = aws_cloudwatch_log_group.flow_logs.name
 }
+
+output "nat_gateway_ids" {
+  description = "IDs of the NAT gateways; empty unless enable_nat_gateway is true."
+  value       = aws_nat_gateway.this[*].id
+}

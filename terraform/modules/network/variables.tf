@@ -34,7 +34,8 @@ variable "enable_nat_gateway" {
 variable "interface_endpoint_services" {
   description = "AWS services reached through interface VPC endpoints from the private subnets (the service part of com.amazonaws.<region>.<service>)."
   type        = list(string)
-  default     = ["sagemaker.runtime", "ssm", "ssmmessages", "ec2messages", "logs"]
+  # None by default: each costs about 7 USD a month per zone, so the caller names what its workloads use.
+  default = []
 }
 
 variable "flow_log_retention_days" {

@@ -25,9 +25,22 @@ locals {
     }
   }
 
+  # CloudWatch alarms publish to the stack's encrypted alarm topic.
+  kms_alarms_statement = {
+    Sid       = "CloudWatchAlarmsUseKey"
+    Effect    = "Allow"
+    Principal = { Service = "cloudwatch.amazonaws.com" }
+    Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    Resource  = "*"
+    Condition = {
+      StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current.account_id }
+    }
+  }
+
   kms_statements = concat(
     [local.kms_account_statement],
     [for statement in [local.kms_logs_statement] : statement if var.allow_cloudwatch_logs],
+    [for statement in [local.kms_alarms_statement] : statement if var.allow_cloudwatch_alarms],
   )
 }
 

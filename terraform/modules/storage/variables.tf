@@ -82,6 +82,12 @@ variable "allow_cloudwatch_logs" {
   default     = true
 }
 
+variable "allow_cloudwatch_alarms" {
+  description = "Let CloudWatch alarms of this account publish to SNS topics encrypted with the key (an AWS managed SNS key would refuse them)."
+  type        = bool
+  default     = false
+}
+
 variable "enforce_tls" {
   description = "Attach bucket policies that deny every request not made over TLS. Keep true on AWS; only emulators that ignore policy conditions (where the deny would then block everything) need false."
   type        = bool

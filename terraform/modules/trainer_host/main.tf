@@ -1,27 +1,15 @@
-data "aws_ami" "this" {
+# AWS publishes the id of the newest Deep Learning AMI of each type as a public SSM parameter: no name
+# filter to go stale when the Ubuntu or PyTorch version moves on, and never a deprecated AMI.
+data "aws_ssm_parameter" "ami" {
   count = var.enabled && var.ami_id == null ? 1 : 0
 
-  most_recent = true
-  owners      = var.ami_owners
-
-  filter {
-    name   = "name"
-    values = [var.ami_name_filter]
-  }
-
-  filter {
-    name   = "architecture"
-    values = ["x86_64"]
-  }
-
-  filter {
-    name   = "state"
-    values = ["available"]
-  }
+  name = "/aws/service/deeplearning/ami/x86_64/${var.ami_type}/latest/ami-id"
 }
 
+data "aws_region" "current" {}
+
 locals {
-  ami_id = var.ami_id != null ? var.ami_id : one(data.aws_ami.this[*].id)
+  ami_id = var.ami_id != null ? var.ami_id : one(data.aws_ssm_parameter.ami[*].insecure_value)
 
   user_data = templatefile("${path.module}/templates/user_data.sh.tftpl", {
     bucket_name            = var.bucket_name
@@ -31,7 +19,25 @@ locals {
     trainer_package_s3_uri = var.trainer_package_s3_uri == null ? "" : var.trainer_package_s3_uri
     trainer_pip_spec       = var.trainer_pip_spec == null ? "" : var.trainer_pip_spec
     sync_data_on_boot      = var.sync_data_on_boot
+    region                 = data.aws_region.current.name
+    status_parameter_name  = var.status_parameter_name == null ? "" : var.status_parameter_name
   })
+}
+
+# The host overwrites it with "ok" or "failed: <step>" when its set-up ends (terraform keeps out of the value).
+resource "aws_ssm_parameter" "status" {
+  count = var.enabled && var.status_parameter_name != null ? 1 : 0
+
+  name        = var.status_parameter_name
+  description = "Set-up status of the ${var.name} trainer host: pending, ok or failed: <step> (log: /var/log/dogbreed-setup.log)"
+  type        = "String"
+  value       = "pending"
+
+  tags = var.tags
+
+  lifecycle {
+    ignore_changes = [value]
+  }
 }
 
 resource "aws_instance" "this" {
@@ -71,4 +77,7 @@ resource "aws_instance" "this" {
     # A newer Deep Learning AMI must not replace a host in the middle of a training run.
     ignore_changes = [ami]
   }
+
+  # The status parameter exists before the host first writes to it.
+  depends_on = [aws_ssm_parameter.status]
 }

@@ -22,3 +22,8 @@ output "user_data" {
   description = "The rendered user data script (it holds no secrets)."
   value       = local.user_data
 }
+
+output "status_parameter_name" {
+  description = "SSM parameter holding the set-up status (pending, ok, failed: <step>); null when disabled or not set."
+  value       = one(aws_ssm_parameter.status[*].name)
+}

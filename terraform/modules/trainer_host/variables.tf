@@ -22,21 +22,21 @@ variable "instance_type" {
 }
 
 variable "ami_id" {
-  description = "AMI to launch; null looks up the newest AMI matching ami_name_filter."
+  description = "AMI to launch; null reads the newest Deep Learning AMI of ami_type from its public SSM parameter."
   type        = string
   default     = null
 }
 
-variable "ami_name_filter" {
-  description = "Name filter of the Deep Learning AMI lookup (used when ami_id is null)."
+variable "ami_type" {
+  description = "Deep Learning AMI type (x86_64) whose newest id AWS publishes at /aws/service/deeplearning/ami/x86_64/<type>/latest/ami-id; used when ami_id is null."
   type        = string
-  default     = "Deep Learning OSS Nvidia Driver AMI GPU PyTorch 2.* (Ubuntu 22.04) *"
+  default     = "oss-nvidia-driver-gpu-pytorch-2.10-ubuntu-24.04"
 }
 
-variable "ami_owners" {
-  description = "Owners of the AMI lookup (used when ami_id is null)."
-  type        = list(string)
-  default     = ["amazon"]
+variable "status_parameter_name" {
+  description = "Name of an SSM parameter the host sets to \"ok\" or \"failed: <step>\" when its set-up ends (created here as \"pending\"); null for none. The instance profile needs ssm:PutParameter on it."
+  type        = string
+  default     = null
 }
 
 variable "subnet_id" {

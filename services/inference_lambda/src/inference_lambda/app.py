@@ -113,11 +113,16 @@ def predict() -> Response:
         limits=limits,
         fetch_url=_fetch_url,
     )
-    encoded = [base64.b64encode(image).decode("ascii") for image in request.images]
-    payload: dict[str, Any] = (
-        {"images": encoded, "top_k": request.top_k} if request.batch else {"image": encoded[0], "top_k": request.top_k}
-    )
-    result = endpoint.invoke(payload, remaining_seconds=_remaining_seconds)
+    if settings.endpoint_payload == "raw" and not request.batch:
+        result = endpoint.invoke_image(request.images[0], top_k=request.top_k, remaining_seconds=_remaining_seconds)
+    else:
+        encoded = [base64.b64encode(image).decode("ascii") for image in request.images]
+        payload: dict[str, Any] = (
+            {"images": encoded, "top_k": request.top_k}
+            if request.batch
+            else {"image": encoded[0], "top_k": request.top_k}
+        )
+        result = endpoint.invoke(payload, remaining_seconds=_remaining_seconds)
     body = _check_endpoint_body(result.body, request)
 
     metrics.add_metric(name="ImagesClassified", unit=MetricUnit.Count, value=len(request.images))

@@ -86,13 +86,34 @@ class EndpointCaller:
         self, payload: dict[str, Any], *, remaining_seconds: Callable[[], float] | None = None
     ) -> EndpointResult:
         body = json.dumps(payload, separators=(",", ":")).encode()
+        self._check_size(body, "once base64-encoded for the model endpoint")
+        return self._send(body, "application/json", None, remaining_seconds)
+
+    def invoke_image(
+        self, image: bytes, *, top_k: int, remaining_seconds: Callable[[], float] | None = None
+    ) -> EndpointResult:
+        """One image as its raw bytes (no base64: a third smaller, so a 4 MiB image fits a serverless
+        endpoint's 4 MB limit), top_k in SageMaker's CustomAttributes header."""
+        self._check_size(image, "as sent to the model endpoint")
+        return self._send(image, "application/x-image", f"top_k={top_k}", remaining_seconds)
+
+    def _check_size(self, body: bytes, how: str) -> None:
         if len(body) > self.max_payload_bytes:
             limit = self.max_payload_bytes
             raise ApiError(
                 "payload_too_large",
-                f"The images come to {len(body)} bytes once base64-encoded for the model endpoint, which accepts "
+                f"The images come to {len(body)} bytes {how}, which accepts "
                 f"at most {limit} bytes ({limit / 1048576:.1f} MiB) per request; send fewer or smaller images.",
             )
+
+    def _send(
+        self,
+        body: bytes,
+        content_type: str,
+        custom_attributes: str | None,
+        remaining_seconds: Callable[[], float] | None,
+    ) -> EndpointResult:
+        extra = {} if custom_attributes is None else {"CustomAttributes": custom_attributes}
         started = time.perf_counter()
         attempt = 0
         while True:
@@ -101,8 +122,9 @@ class EndpointCaller:
                 response = self.client.invoke_endpoint(
                     EndpointName=self.endpoint_name,
                     Body=body,
-                    ContentType="application/json",
+                    ContentType=content_type,
                     Accept="application/json",
+                    **extra,
                 )
                 raw = response["Body"].read()
                 break

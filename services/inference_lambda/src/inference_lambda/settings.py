@@ -36,6 +36,9 @@ class Settings:
     default_top_k: int = 5
     max_top_k: int = 10
     allowed_origins: tuple[str, ...] = ()
+    # "json": images go to the endpoint as base64 JSON; "raw": a single image as its bytes (a serverless
+    # endpoint takes at most 4 MB, which a 4 MiB image only fits without base64). Batches stay JSON.
+    endpoint_payload: str = "json"
     allow_http_urls: bool = False
     url_fetch_timeout_seconds: float = 3.0
     url_max_redirects: int = 3
@@ -60,6 +63,7 @@ class Settings:
             default_top_k=reader.integer("DEFAULT_TOP_K", cls.default_top_k, minimum=1),
             max_top_k=reader.integer("MAX_TOP_K", cls.max_top_k, minimum=1),
             allowed_origins=reader.text_list("ALLOWED_ORIGINS"),
+            endpoint_payload=reader.choice("ENDPOINT_PAYLOAD", cls.endpoint_payload, ("json", "raw")),
             allow_http_urls=reader.boolean("ALLOW_HTTP_URLS", cls.allow_http_urls),
             url_fetch_timeout_seconds=reader.number("URL_FETCH_TIMEOUT_SECONDS", cls.url_fetch_timeout_seconds),
             url_max_redirects=reader.integer("URL_MAX_REDIRECTS", cls.url_max_redirects, minimum=0),
@@ -103,6 +107,12 @@ class _EnvReader:
         if value is None:
             return ()
         return tuple(item.strip() for item in value.split(",") if item.strip())
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.text(name, default).strip().lower()
+        if value not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+        return value
 
     def number(self, name: str, default: float) -> float:
         value = self._raw(name)

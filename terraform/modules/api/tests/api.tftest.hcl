@@ -18,7 +18,13 @@ mock_provider "aws" {
     }
   }
   mock_resource "aws_api_gateway_stage" {
-    defaults = { invoke_url = "https://abc123.execute-api.eu-west-1.amazonaws.com/prod/" }
+    defaults = {
+      invoke_url = "https://abc123.execute-api.eu-west-1.amazonaws.com/prod/"
+      arn        = "arn:aws:apigateway:eu-west-1::/restapis/abc123/stages/prod"
+    }
+  }
+  mock_resource "aws_wafv2_web_acl" {
+    defaults = { arn = "arn:aws:wafv2:eu-west-1:123456789012:regional/webacl/unit-api/0000" }
   }
 }
 
@@ -58,8 +64,28 @@ run "function_and_routes" {
   }
 
   assert {
-    condition     = aws_lambda_function.this.reserved_concurrent_executions == 50 && length(aws_lambda_provisioned_concurrency_config.live) == 0
-    error_message = "Expected reserved concurrency 50 and no provisioned concurrency by default."
+    condition     = aws_lambda_function.this.reserved_concurrent_executions == null && length(aws_lambda_provisioned_concurrency_config.live) == 0
+    error_message = "No reserved concurrency by default (a new account with a limit of 10 cannot reserve any), and no provisioned concurrency."
+  }
+
+  assert {
+    condition     = aws_lambda_function.this.runtime == jsondecode(file("runtime.json")).runtime && aws_lambda_function.this.runtime == "python3.12"
+    error_message = "The function's runtime must come from runtime.json, which the zip build reads too."
+  }
+
+  assert {
+    condition     = length(aws_api_gateway_account.this) == 0 && length(aws_iam_role.apigateway_cloudwatch) == 0
+    error_message = "The region-wide API Gateway CloudWatch role must be left alone by default (replacing or destroying it breaks other APIs' logging)."
+  }
+
+  assert {
+    condition     = alltrue([for method in aws_api_gateway_method.this : method.authorization == "NONE"]) && length(aws_wafv2_web_acl.this) == 0
+    error_message = "By default the API key alone authenticates and no web ACL is created."
+  }
+
+  assert {
+    condition     = alltrue([for response in aws_api_gateway_gateway_response.this : length(response.response_parameters) == 0])
+    error_message = "Without CORS origins the gateway responses carry no CORS header."
   }
 
   assert {
@@ -174,23 +200,130 @@ run "provisioned_concurrency_and_origins" {
     condition     = aws_lambda_permission.api["predict_preflight"].source_arn == "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/OPTIONS/predict"
     error_message = "API Gateway may invoke the function for the preflight of its own routes only."
   }
+
+  assert {
+    condition = alltrue([
+      for type in ["INVALID_API_KEY", "THROTTLED", "QUOTA_EXCEEDED", "INTEGRATION_TIMEOUT", "DEFAULT_5XX"] :
+      aws_api_gateway_gateway_response.this[type].response_parameters["gatewayresponse.header.Access-Control-Allow-Origin"] == "method.request.header.Origin" &&
+      aws_api_gateway_gateway_response.this[type].response_parameters["gatewayresponse.header.Vary"] == "'Origin'"
+    ])
+    error_message = "With several origins, the gateway's own 403/429/504/5xx answers must carry Access-Control-Allow-Origin (the request's Origin) and Vary: Origin."
+  }
+}
+
+run "one_origin_is_sent_as_is_on_gateway_errors" {
+  command = plan
+
+  variables {
+    allowed_origins = ["https://a.example"]
+  }
+
+  assert {
+    condition     = aws_api_gateway_gateway_response.this["THROTTLED"].response_parameters["gatewayresponse.header.Access-Control-Allow-Origin"] == "'https://a.example'"
+    error_message = "With one origin, the gateway's own answers must carry it as Access-Control-Allow-Origin."
+  }
+}
+
+run "iam_authorization" {
+  command = plan
+
+  variables {
+    authorization   = "iam"
+    allowed_origins = ["https://a.example"]
+  }
+
+  assert {
+    condition = (
+      aws_api_gateway_method.this["predict"].authorization == "AWS_IAM" && aws_api_gateway_method.this["health"].authorization == "AWS_IAM" &&
+      aws_api_gateway_method.this["predict"].api_key_required && aws_api_gateway_method.this["predict_preflight"].authorization == "NONE"
+    )
+    error_message = "authorization = iam must require SigV4 on every route but the preflights, and keep the API key for metering."
+  }
+}
+
+run "cognito_authorization" {
+  command = plan
+
+  variables {
+    authorization          = "cognito"
+    cognito_user_pool_arns = ["arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_abc"]
+  }
+
+  assert {
+    condition = (
+      aws_api_gateway_method.this["predict"].authorization == "COGNITO_USER_POOLS" &&
+      aws_api_gateway_authorizer.cognito[0].type == "COGNITO_USER_POOLS" &&
+      aws_api_gateway_authorizer.cognito[0].provider_arns == toset(var.cognito_user_pool_arns) &&
+      aws_api_gateway_authorizer.cognito[0].identity_source == "method.request.header.Authorization"
+    )
+    error_message = "authorization = cognito must check the user pool's JWT in the Authorization header."
+  }
+}
+
+run "cognito_needs_a_user_pool" {
+  command = plan
+
+  variables {
+    authorization = "cognito"
+  }
+
+  expect_failures = [var.cognito_user_pool_arns]
+}
+
+run "waf_with_managed_rules_and_rate_limit" {
+  command = apply
+
+  variables {
+    enable_waf                   = true
+    waf_rate_limit_per_5_minutes = 500
+  }
+
+  assert {
+    condition = (
+      aws_wafv2_web_acl.this[0].scope == "REGIONAL" &&
+      toset([for rule in aws_wafv2_web_acl.this[0].rule : rule.name]) == toset(["rate-limit-per-ip", "AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet"]) &&
+      one([for rule in aws_wafv2_web_acl.this[0].rule : rule.statement[0].rate_based_statement[0].limit if rule.name == "rate-limit-per-ip"]) == 500 &&
+      aws_wafv2_web_acl_association.this[0].web_acl_arn == aws_wafv2_web_acl.this[0].arn
+    )
+    error_message = "enable_waf must put a web ACL with AWS managed rules and a per-IP rate limit on the stage."
+  }
+}
+
+run "account_cloudwatch_role_when_asked" {
+  command = plan
+
+  variables {
+    manage_account_cloudwatch_role = true
+  }
+
+  assert {
+    condition     = length(aws_api_gateway_account.this) == 1
+    error_message = "manage_account_cloudwatch_role = true must set the region's API Gateway CloudWatch role."
+  }
 }
 
 run "vpc_config_only_with_subnets" {
   command = plan
 
   variables {
-    subnet_ids         = ["subnet-aaa", "subnet-bbb"]
-    security_group_ids = ["sg-123"]
+    subnet_ids                = ["subnet-aaa", "subnet-bbb"]
+    vpc_id                    = "vpc-123"
+    egress_security_group_ids = ["sg-endpoints"]
   }
 
   assert {
     condition = (
       length(aws_lambda_function.this.vpc_config) == 1 &&
       toset(aws_lambda_function.this.vpc_config[0].subnet_ids) == toset(["subnet-aaa", "subnet-bbb"]) &&
-      toset(aws_lambda_function.this.vpc_config[0].security_group_ids) == toset(["sg-123"])
+      aws_security_group.lambda[0].vpc_id == "vpc-123" &&
+      aws_vpc_security_group_egress_rule.lambda_endpoints["sg-endpoints"].referenced_security_group_id == "sg-endpoints"
     )
-    error_message = "subnet_ids must attach the function to those subnets with its security groups."
+    error_message = "subnet_ids must attach the function to those subnets with a security group of its own."
+  }
+
+  assert {
+    condition     = aws_lambda_function.this.replace_security_groups_on_destroy == true
+    error_message = "A VPC function must swap its security groups out before destroy, or destroy hangs on its network interfaces."
   }
 }
 

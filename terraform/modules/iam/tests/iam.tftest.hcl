@@ -121,3 +121,75 @@ run "trainer_profile_can_be_left_out" {
     error_message = "create_trainer_instance_profile = false must create no trainer role or profile."
   }
 }
+
+run "network_interfaces_only_in_this_vpc" {
+  command = plan
+
+  variables {
+    vpc_id     = "vpc-0abc"
+    subnet_ids = ["subnet-0a", "subnet-0b"]
+  }
+
+  assert {
+    condition = alltrue(flatten([
+      for document in [aws_iam_role_policy.lambda.policy, aws_iam_role_policy.sagemaker.policy] : [
+        for statement in jsondecode(document).Statement :
+        statement.Condition.ArnEquals["ec2:Vpc"] == "arn:aws:ec2:eu-west-1:123456789012:vpc/vpc-0abc" &&
+        !contains(statement.Resource, "arn:aws:ec2:eu-west-1:123456789012:subnet/*") &&
+        contains(statement.Resource, "arn:aws:ec2:eu-west-1:123456789012:subnet/subnet-0a")
+        if contains(statement.Action, "ec2:CreateNetworkInterface")
+      ]
+    ]))
+    error_message = "ENI permissions must be conditioned on this VPC (ec2:Vpc) and name its subnets, not every subnet of the region."
+  }
+}
+
+run "sagemaker_may_use_the_volume_key" {
+  command = plan
+
+  assert {
+    condition = anytrue([
+      for statement in jsondecode(aws_iam_role_policy.sagemaker.policy).Statement :
+      contains(statement.Action, "kms:CreateGrant") && contains(statement.Action, "kms:DescribeKey") && statement.Resource == [var.kms_key_arn]
+    ])
+    error_message = "The SageMaker role needs kms:CreateGrant and kms:DescribeKey on the endpoint's volume key."
+  }
+}
+
+run "operator_policy_for_dogbreed_launch" {
+  command = apply
+
+  assert {
+    condition = anytrue([
+      for statement in jsondecode(output.operator_policy_json).Statement :
+      statement.Action == ["iam:PassRole"] && statement.Resource == [aws_iam_role.sagemaker.arn] &&
+      try(statement.Condition.StringEquals["iam:PassedToService"], "") == "sagemaker.amazonaws.com"
+    ])
+    error_message = "The operator policy must allow iam:PassRole on the SageMaker role, to SageMaker only."
+  }
+
+  assert {
+    condition = anytrue([
+      for statement in jsondecode(output.operator_policy_json).Statement :
+      contains(statement.Action, "sagemaker:CreateTrainingJob") && contains(statement.Action, "sagemaker:CreateHyperParameterTuningJob") &&
+      contains(statement.Action, "sagemaker:DescribeTrainingJob") && contains(statement.Action, "sagemaker:DescribeHyperParameterTuningJob")
+    ])
+    error_message = "The operator policy must allow creating and describing training and tuning jobs."
+  }
+}
+
+run "trainer_may_report_its_status" {
+  command = plan
+
+  variables {
+    trainer_status_parameter_name = "/unit/trainer/setup-status"
+  }
+
+  assert {
+    condition = anytrue([
+      for statement in jsondecode(aws_iam_role_policy.trainer[0].policy).Statement :
+      statement.Action == ["ssm:PutParameter"] && statement.Resource == ["arn:aws:ssm:eu-west-1:123456789012:parameter/unit/trainer/setup-status"]
+    ])
+    error_message = "The trainer role may write its set-up status parameter, and only that one."
+  }
+}

@@ -39,13 +39,8 @@ run "private_only_by_default" {
   }
 
   assert {
-    condition     = toset(keys(aws_vpc_endpoint.interface)) == toset(["sagemaker.runtime", "ssm", "ssmmessages", "ec2messages", "logs"])
-    error_message = "Expected interface endpoints for the SageMaker runtime, SSM and CloudWatch Logs."
-  }
-
-  assert {
-    condition     = alltrue([for endpoint in aws_vpc_endpoint.interface : endpoint.private_dns_enabled && endpoint.vpc_endpoint_type == "Interface"])
-    error_message = "Interface endpoints need private DNS so SDKs reach them under the service's normal name."
+    condition     = length(aws_vpc_endpoint.interface) == 0
+    error_message = "No interface endpoint by default: each costs about 7 USD a month per zone, so only what a workload uses is created."
   }
 
   assert {
@@ -71,6 +66,36 @@ run "private_only_by_default" {
   assert {
     condition     = length(aws_default_security_group.this.ingress) == 0 && length(aws_default_security_group.this.egress) == 0
     error_message = "The default security group must have no rules."
+  }
+}
+
+run "interface_endpoints_when_named" {
+  command = apply
+
+  variables {
+    interface_endpoint_services = ["ssm", "ssmmessages", "ec2messages"]
+  }
+
+  assert {
+    condition     = toset(keys(aws_vpc_endpoint.interface)) == toset(["ssm", "ssmmessages", "ec2messages"])
+    error_message = "Expected exactly the named interface endpoints."
+  }
+
+  assert {
+    condition     = alltrue([for endpoint in aws_vpc_endpoint.interface : endpoint.private_dns_enabled && endpoint.vpc_endpoint_type == "Interface"])
+    error_message = "Interface endpoints need private DNS so SDKs reach them under the service's normal name."
+  }
+}
+
+run "flow_log_role_trusts_only_this_account" {
+  command = plan
+
+  assert {
+    condition = (
+      jsondecode(aws_iam_role.flow_logs.assume_role_policy).Statement[0].Condition.StringEquals["aws:SourceAccount"] != null &&
+      strcontains(jsondecode(aws_iam_role.flow_logs.assume_role_policy).Statement[0].Condition.ArnLike["aws:SourceArn"], ":vpc-flow-log/")
+    )
+    error_message = "The flow-log role's trust policy must be conditioned on aws:SourceAccount and aws:SourceArn (confused deputy)."
   }
 }
 

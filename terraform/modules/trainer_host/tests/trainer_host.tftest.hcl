@@ -1,6 +1,9 @@
 mock_provider "aws" {
-  mock_data "aws_ami" {
-    defaults = { id = "ami-0123456789abcdef0" }
+  mock_data "aws_ssm_parameter" {
+    defaults = { insecure_value = "ami-0123456789abcdef0", value = "ami-0123456789abcdef0" }
+  }
+  mock_data "aws_region" {
+    defaults = { name = "eu-west-1" }
   }
 }
 
@@ -11,6 +14,7 @@ variables {
   iam_instance_profile_name = "unit-trainer-profile"
   bucket_name               = "unit-bucket"
   trainer_package_s3_uri    = "s3://unit-bucket/code/dogbreed-0.1.0-py3-none-any.whl"
+  status_parameter_name     = "/unit/trainer/setup-status"
 }
 
 run "private_host_with_imdsv2_and_encrypted_root" {
@@ -34,6 +38,30 @@ run "private_host_with_imdsv2_and_encrypted_root" {
   assert {
     condition     = aws_instance.this[0].instance_type == "g4dn.xlarge" && aws_instance.this[0].ami == "ami-0123456789abcdef0"
     error_message = "Expected the default GPU type and the looked-up Deep Learning AMI."
+  }
+
+  assert {
+    condition     = data.aws_ssm_parameter.ami[0].name == "/aws/service/deeplearning/ami/x86_64/oss-nvidia-driver-gpu-pytorch-2.10-ubuntu-24.04/latest/ami-id"
+    error_message = "The AMI must come from AWS's public DLAMI SSM parameter of ami_type (a name filter goes stale when the Ubuntu version moves on)."
+  }
+
+  assert {
+    condition     = strcontains(output.user_data, "export AWS_DEFAULT_REGION=\"eu-west-1\"") && strcontains(output.user_data, "/etc/profile.d/dogbreed-region.sh")
+    error_message = "User data must set the region (botocore does not read it from IMDS) for itself and for later shells."
+  }
+
+  assert {
+    condition     = strcontains(output.user_data, "pip install --no-deps") && strcontains(output.user_data, "\"torch\", \"torchvision\"")
+    error_message = "User data must keep the AMI's CUDA-matched torch: install the trainer without deps, then its deps except torch/torchvision."
+  }
+
+  assert {
+    condition = (
+      aws_ssm_parameter.status[0].name == "/unit/trainer/setup-status" && aws_ssm_parameter.status[0].value == "pending" &&
+      strcontains(output.user_data, "aws ssm put-parameter --name \"/unit/trainer/setup-status\"") &&
+      strcontains(output.user_data, "report \"ok\"") && strcontains(output.user_data, "trap 'report \"failed: $step")
+    )
+    error_message = "The set-up must report pending, then ok or failed: <step>, in its SSM parameter."
   }
 
   assert {
