@@ -5,6 +5,11 @@ output "api_url" {
   value       = module.stack.api_url
 }
 
+output "web_page_url" {
+  description = "URL of the web page at the stage root (photo in, breeds out); null until model_data_url is set."
+  value       = module.stack.web_page_url
+}
+
 output "api_key" {
   description = "Value of the API key (x-api-key header). Read with: terraform output -raw api_key"
   value       = module.stack.api_key

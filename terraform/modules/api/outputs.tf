@@ -63,3 +63,8 @@ output "environment" {
   description = "Environment variables of the function (no secrets), for review."
   value       = aws_lambda_function.this.environment[0].variables
 }
+
+output "web_page_url" {
+  description = "URL of the web page (GET / at the stage root; the trailing slash keeps the page's relative calls inside the stage)."
+  value       = "${trimsuffix(aws_api_gateway_stage.this.invoke_url, "/")}/"
+}

@@ -38,8 +38,3 @@ resource "aws_lambda_permission" "web_page" {
   principal     = "apigateway.amazonaws.com"
   source_arn    = "${aws_api_gateway_rest_api.this.execution_arn}/${var.stage_name}/GET/"
 }
-
-output "web_page_url" {
-  description = "URL of the web page (GET / at the stage root; the trailing slash keeps the page's relative calls inside the stage)."
-  value       = "${trimsuffix(aws_api_gateway_stage.this.invoke_url, "/")}/"
-}
