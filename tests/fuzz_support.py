@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 
 _COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True, **_COMMON)
-settings.register_profile("deep", derandomize=False, print_blob=True, **_COMMON)
+settings.register_profile("deep", derandomize=False, database=None, print_blob=True, **_COMMON)
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 settings.load_profile(PROFILE)
 # Examples per test in the deep profile, relative to the ci count each test asks for.
