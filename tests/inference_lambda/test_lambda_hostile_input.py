@@ -172,3 +172,9 @@ def test_x_image_jpeg_arrives_intact_through_the_front(invoke, on_fake_endpoint,
         assert proxy_event["isBase64Encoded"] is True
         status, _, body = invoke(proxy_event)
         assert status == 200, (media_type, body)
+
+
+def test_openapi_lists_every_accepted_raw_type():
+    document = json.loads((SERVICE_DIR / "src" / "inference_lambda" / "openapi.json").read_text())
+    content = document["paths"]["/predict"]["post"]["requestBody"]["content"]
+    assert set(MEDIA_TYPES["image"]) - {"image/jpg"} <= set(content)  # image/jpg: a common misspelling, accepted
