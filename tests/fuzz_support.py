@@ -21,7 +21,7 @@ settings.register_profile("deep", derandomize=False, database=None, print_blob=T
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 settings.load_profile(PROFILE)
 # Examples per test in the deep profile, relative to the ci count each test asks for.
-DEEP_FACTOR = int(os.environ.get("FUZZ_DEEP_FACTOR", "50"))
+DEEP_FACTOR = int(os.environ.get("FUZZ_DEEP_FACTOR", "20"))
 
 
 def examples(ci_count: int) -> int:

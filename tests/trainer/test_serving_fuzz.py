@@ -107,9 +107,11 @@ def exif_blocks(draw) -> bytes:
     order = draw(st.sampled_from(["<", ">"]))
     entries = [(0x0112, 3, 1, struct.pack(order + "HH", draw(st.integers(1, 8)), 0))]
     for _ in range(draw(st.integers(0, 4))):
-        tag = draw(st.sampled_from([0x8769, 0x8825, 0x010F, 0xA005, 0x0132, 0x0112]) | st.integers(0, 0xFFFF))
-        kind = draw(st.integers(0, 14))
-        count = draw(st.sampled_from([0, 1, 2, 3]) | st.integers(0, 2**32 - 1))
+        # Mostly tags Pillow knows a type for, given another type or count: what its writer trips on.
+        tag = draw(st.sampled_from([0x8769, 0x8825, 0x010F, 0xA005, 0x0132, 0x0112, 0x011A, 0x0131, 0x9003])
+                   | st.integers(0, 0xFFFF))
+        kind = draw(st.sampled_from([1, 2, 3, 4, 5, 7, 9, 10, 11, 12]) | st.integers(0, 14))
+        count = draw(st.sampled_from([0, 1, 2, 3]) | st.sampled_from([0, 1, 2, 3]) | st.integers(0, 2**32 - 1))
         entries.append((tag, kind, count, draw(st.binary(min_size=4, max_size=4))))
     ifd = struct.pack(order + "H", len(entries)) + b"".join(
         struct.pack(order + "HHI", tag, kind, count) + value for tag, kind, count, value in entries
@@ -129,6 +131,8 @@ def images_with_hostile_exif(draw) -> bytes:
 images = (
     mutated_images() | images_with_hostile_exif() | st.sampled_from(sorted(SEEDS.values())) | st.binary(max_size=64)
 )
+# For the decoders: hostile EXIF half the time on top, since only a few percent of those blocks trip Pillow.
+decoder_inputs = images_with_hostile_exif() | images
 
 
 def assert_client_error(error: ServingError) -> None:
@@ -140,7 +144,7 @@ def assert_client_error(error: ServingError) -> None:
 
 
 @settings(max_examples=examples(600))
-@given(data=images, draft=st.sampled_from([None, 8, 256]))
+@given(data=decoder_inputs, draft=st.sampled_from([None, 8, 256]))
 def test_decode_image_answers_an_rgb_image_or_a_client_error(data, draft):
     count("decode_image")
     try:
@@ -154,7 +158,7 @@ def test_decode_image_answers_an_rgb_image_or_a_client_error(data, draft):
 
 
 @settings(max_examples=examples(300))
-@given(data=images)
+@given(data=decoder_inputs)
 def test_training_loader_gives_a_sample_or_skips_the_file(data, tmp_path_factory):
     count("training_loader")
     from dogbreed.data import ImageDataset
