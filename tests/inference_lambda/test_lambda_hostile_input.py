@@ -51,6 +51,14 @@ def test_top_k_query_values_that_are_not_plain_integers_are_422(invoke, tiny_ima
     assert len(body["error"]["message"]) < 120  # a 5000-digit value is not echoed back
 
 
+@pytest.mark.parametrize("value", [1e300, -(10**30), 3.5, True, [[3]], {"k": 3}, "3"])
+def test_top_k_body_values_that_are_not_in_range_integers_are_422_with_a_short_message(invoke, tiny_images, value):
+    document = {"image": base64.b64encode(tiny_images["jpg"]).decode(), "top_k": value}
+    status, _, body = invoke(json_event(document))
+    assert status == 422 and body["error"]["code"] == "invalid_parameter"
+    assert len(body["error"]["message"]) < 80
+
+
 def test_top_k_query_accepts_plain_integers(invoke, on_fake_endpoint, tiny_images):
     on_fake_endpoint()
     for value, expected in (("3", 3), (" +4 ", 4), ("010", 10)):

@@ -189,7 +189,8 @@ def _check_top_k(value: Any, limits: Limits) -> int:
         else:
             raise ApiError("invalid_parameter", f"top_k must be an integer from 1 to {limits.max_top_k}.")
     if not 1 <= value <= limits.max_top_k:
-        raise ApiError("invalid_parameter", f"top_k must be from 1 to {limits.max_top_k}, got {value}.")
+        shown = value if abs(value) < 10**6 else "a larger number"  # {"top_k": 1e300} is 301 digits
+        raise ApiError("invalid_parameter", f"top_k must be from 1 to {limits.max_top_k}, got {shown}.")
     return value
 
 
