@@ -32,8 +32,10 @@ from .serving.loading import (
     FORMAT_VERSION,
     METADATA_FILE,
     TARBALL_NAME,
+    WEIGHTS_DIGEST_KEY,
     WEIGHTS_FILE,
     ArtifactError,
+    file_sha256,
     load_model,
     validate_metadata,
 )
@@ -211,6 +213,7 @@ def _write_tarball(staging: Path, destination: Path) -> None:
 def _assemble(model: nn.Module, metadata: dict, staging: Path, runtime: str, calibration_images) -> dict:
     state_dict = portable_state_dict(model)
     torch.save(state_dict, staging / WEIGHTS_FILE)
+    metadata[WEIGHTS_DIGEST_KEY] = file_sha256(staging / WEIGHTS_FILE)  # checked by load_model
     _write_code(staging / "code", runtime)
     if runtime != "eager":
         try:
@@ -395,6 +398,11 @@ def model_from_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
     checkpoint = _torch_load(checkpoint_path, "training checkpoint")
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict):
         raise ArtifactError(f"{checkpoint_path}: not a checkpoint written by dogbreed train (no 'model' state dict)")
+    from .train import DIGEST_KEY, state_digest  # here: train imports this module
+
+    expected = checkpoint.pop(DIGEST_KEY, None)
+    if expected is not None and state_digest(checkpoint) != expected:
+        raise ArtifactError(f"{checkpoint_path}: damaged: its content does not match the sha256 stored in it")
     args = checkpoint.get("args") or {}
     args = dict(vars(args) if isinstance(args, argparse.Namespace) else args)
     backbone = args.get("backbone")
