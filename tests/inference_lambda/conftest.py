@@ -143,7 +143,7 @@ def lambda_context():
 
 @pytest.fixture
 def invoke(app_module, lambda_context):
-    """Call the real handler; return (status, headers, parsed JSON body)."""
+    """Call the real handler; return (status, headers, parsed JSON body, or the text of any other body)."""
 
     def call(event: dict[str, Any], *, timeout_seconds: float = 20.0):
         result = sys.modules["inference_lambda.app"].handler(event, lambda_context(timeout_seconds))
@@ -151,7 +151,8 @@ def invoke(app_module, lambda_context):
         for name, values in (result.get("multiValueHeaders") or {}).items():
             headers[name] = values[-1] if len(values) == 1 else ", ".join(values)
         body = result.get("body")
-        parsed = json.loads(body) if body else None
+        content_type = {name.lower(): value for name, value in headers.items()}.get("content-type", "")
+        parsed = (json.loads(body) if "json" in content_type else body) if body else None
         return result["statusCode"], headers, parsed
 
     return call

@@ -205,7 +205,7 @@ def json_bodies(draw) -> str:
         opener, closer = draw(st.sampled_from([("[", "]"), ('{"a":', "}")]))
         inner = opener * depth + "1" + closer * depth
         field = draw(st.sampled_from(["", "image", "images", "top_k"]))
-        return inner if not field else '{"%s": %s}' % (field, inner)
+        return inner if not field else f'{{"{field}": {inner}}}'
     if kind == "text":
         return draw(st.text(max_size=60))
     document = draw(st.dictionaries(st.sampled_from(["image", "images", "top_k", "x"]), json_values, max_size=3))

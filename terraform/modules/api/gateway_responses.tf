@@ -18,7 +18,7 @@ locals {
     MISSING_AUTHENTICATION_TOKEN = {
       status  = "404"
       code    = "not_found"
-      message = "No such route: the API serves POST /predict and GET /health."
+      message = "No such route: the API serves GET / (the web page), POST /predict and GET /health."
     }
     INVALID_API_KEY = {
       status  = "403"

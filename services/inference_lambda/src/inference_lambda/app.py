@@ -198,7 +198,7 @@ def handle_not_found(_: Exception) -> Response:
             headers={"Allow": ", ".join(allowed)},
         )
     else:
-        error = ApiError("not_found", "No such resource. The API serves POST /predict and GET /health.")
+        error = ApiError("not_found", "No such resource. The API serves GET / (the web page), POST /predict and GET /health.")
     return handle_api_error(error)
 
 

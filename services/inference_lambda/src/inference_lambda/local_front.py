@@ -48,7 +48,7 @@ LAMBDA_MAX_EVENT_BYTES = 6 * 1024 * 1024
 LOCAL_ACCOUNT_ID = "000000000000"
 # The api module's INVALID_API_KEY and MISSING_AUTHENTICATION_TOKEN gateway responses (gateway_responses.tf).
 FORBIDDEN_MESSAGE = "The x-api-key header is missing or not a valid key for this API."
-NO_ROUTE_MESSAGE = "No such route: the API serves POST /predict and GET /health."
+NO_ROUTE_MESSAGE = "No such route: the API serves GET / (the web page), POST /predict and GET /health."
 FUNCTION_NAME = "dogbreed-api-local"
 
 
