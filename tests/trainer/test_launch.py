@@ -10,6 +10,7 @@ import sys
 import tarfile
 
 import boto3
+import click
 import pytest
 from botocore.stub import Stubber
 from click.testing import CliRunner
@@ -462,3 +463,26 @@ def test_results_for_unknown_job_is_a_clear_error(aws):
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: reading the tuning job failed: ")
     assert "Could not find hyper parameter tuning job 'nope'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [({"AWS_REGION": "eu-west-1"}, "eu-west-1"), ({"AWS_DEFAULT_REGION": "eu-west-2"}, "eu-west-2")],
+)
+def test_region_comes_from_aws_region_or_aws_default_region(monkeypatch, tmp_path, env, expected):
+    # The README's worked example exports only AWS_REGION.
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert launch._clients(None)[1] == expected
+    assert launch._clients("ap-south-1")[1] == "ap-south-1"
+
+
+def test_no_region_at_all_is_a_clear_error(monkeypatch, tmp_path):
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    with pytest.raises(click.ClickException, match="no AWS region: pass --region or set AWS_REGION"):
+        launch._clients(None)

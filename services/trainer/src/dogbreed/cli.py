@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "tune": "dogbreed.tuning:tune_command",
     "profile": "dogbreed.profiling:profile_command",
     "launch": "dogbreed.launch:launch_group",
+    "verify": "dogbreed.verify:verify_command",
 }
 
 

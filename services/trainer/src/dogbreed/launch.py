@@ -21,6 +21,7 @@ import datetime as dt
 import importlib.metadata
 import io
 import json
+import os
 import re
 import sys
 import tarfile
@@ -592,7 +593,9 @@ def format_results_table(objective_name: str, rows: list[dict]) -> str:
 def _clients(region: str | None):
     import boto3
 
-    session = boto3.session.Session(region_name=region)
+    # boto3 reads AWS_DEFAULT_REGION and the config file but not AWS_REGION, which the SDKs and the
+    # README's worked example use.
+    session = boto3.session.Session(region_name=region or os.environ.get("AWS_REGION") or None)
     if not session.region_name:
         raise click.ClickException("no AWS region: pass --region or set AWS_REGION / AWS_DEFAULT_REGION")
     return session, session.region_name

@@ -1373,6 +1373,7 @@ def write_model_artifact(
         model_dir.mkdir(parents=True, exist_ok=True)
         path = write_artifact(model, metadata, model_dir, runtime=args.runtime, calibration_images=calibration)
         logger.info("wrote %s", path)
+        verify_model_artifact(Path(path))
         return Path(path)
     with tempfile.TemporaryDirectory(prefix="dogbreed-artifact-") as staging:
         packed = write_artifact(model, metadata, staging, runtime=args.runtime, calibration_images=calibration)
@@ -1380,7 +1381,18 @@ def write_model_artifact(
         with tarfile.open(packed) as tar:
             tar.extractall(model_dir, filter="data")
     logger.info("wrote the artifact's files into %s (SageMaker packs them as model.tar.gz)", model_dir)
+    verify_model_artifact(model_dir)
     return model_dir
+
+
+def verify_model_artifact(path: Path) -> None:
+    """``dogbreed verify``: the artifact loads and answers as the serving container runs it."""
+    from .verify import VerificationError, summary, verify_artifact
+
+    try:
+        logger.info("%s", summary(path, verify_artifact(path)))
+    except VerificationError as exc:
+        raise ConfigError(f"the trained artifact fails verification: {exc}") from None
 
 
 def write_evaluation_report(artifact: Path, data: DatasetSplits, split: str, output_dir: Path, args) -> Path | None:
