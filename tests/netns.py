@@ -1,8 +1,8 @@
 """Run a command with no network: a network namespace with only loopback, and a private mount namespace.
 
 ``python tests/netns.py CMD ARGS...`` re-executes itself under ``unshare --net --mount`` (root only),
-brings ``lo`` up, overlays /etc so files the real toolkits write there (/etc/sagemaker-ts.properties)
-stay inside, then execs CMD. Where the namespaces cannot be made (not root, no unshare, a container
+brings ``lo`` up, overlays /etc and /opt so files the real toolkits write there
+(/etc/sagemaker-ts.properties, /opt/ml/checkpoints) stay inside, then execs CMD. Where the namespaces cannot be made (not root, no unshare, a container
 without the capability) CMD runs as it is and ``DOGBREED_NETNS`` says why, for the tests to print.
 """
 
@@ -27,15 +27,15 @@ def loopback_up() -> None:
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | IFF_UP))
 
 
-def private_etc() -> str:
-    """/etc as an overlay whose writes land in a temporary folder; '' or the reason it could not be made."""
-    scratch = tempfile.mkdtemp(prefix="netns-etc-")
+def private(folder: str) -> str:
+    """``folder`` as an overlay whose writes land in a temporary folder; '' or the reason it could not be made."""
+    scratch = tempfile.mkdtemp(prefix=f"netns{folder.replace('/', '-')}-")
     upper, work = os.path.join(scratch, "upper"), os.path.join(scratch, "work")
     os.makedirs(upper)
     os.makedirs(work)
-    done = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", f"lowerdir=/etc,upperdir={upper},workdir={work}", "/etc"],
+    done = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={folder},upperdir={upper},workdir={work}", folder],
                           capture_output=True, text=True)
-    return "" if done.returncode == 0 else f"/etc not private ({done.stderr.strip()})"
+    return "" if done.returncode == 0 else f"{folder} not private ({done.stderr.strip()})"
 
 
 def main(argv: list[str]) -> int:
@@ -44,8 +44,12 @@ def main(argv: list[str]) -> int:
         return 2
     if os.environ.get("DOGBREED_NETNS") == "inside":
         loopback_up()
-        etc = private_etc()
-        os.environ["DOGBREED_NETNS"] = "loopback-only network namespace" + (f"; {etc}" if etc else ", private /etc")
+        notes = []
+        for folder in ("/etc", "/opt"):  # /etc/sagemaker-ts.properties, /opt/ml/checkpoints
+            os.makedirs(folder, exist_ok=True)
+            problem = private(folder)
+            notes.append(problem or f"private {folder}")
+        os.environ["DOGBREED_NETNS"] = "loopback-only network namespace, " + ", ".join(notes)
         os.execvp(argv[0], argv)
     unshare = shutil.which("unshare")
     if os.geteuid() != 0 or unshare is None:

@@ -19,6 +19,7 @@ from conftest import (
     image_bytes,
     onnxruntime_installed,
     package,
+    require_artifact,
     trainer_bin,
     uninstall_onnxruntime,
     wheel_cache,
@@ -66,7 +67,7 @@ def without_request_id(document: dict) -> dict:
 @pytest.fixture(scope="module", params=["eager", "onnx", "onnx-int8"])
 def endpoints(request, artifacts, tmp_path_factory):
     runtime = request.param
-    artifact = artifacts[runtime]
+    artifact = require_artifact(artifacts, runtime)
     uninstall_onnxruntime()
     assert not onnxruntime_installed(), "the serving env must start without onnxruntime, as the image does"
     real = RealEndpoint(artifact, tmp_path_factory.mktemp(f"real-{runtime}"))

@@ -81,6 +81,7 @@ from .sagemaker_env import (
     parse_lower,
     parse_str,
     positive,
+    record_failure,
     split_internal_arguments,
     strip_quotes,
 )
@@ -124,6 +125,7 @@ class OneLineErrorParser(argparse.ArgumentParser):
     """argparse prints the whole usage before an error; with ~50 flags one clear line reads better."""
 
     def error(self, message: str):
+        record_failure(f"{self.prog}: error: {message}")
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
@@ -1450,9 +1452,11 @@ def cli_main(argv: Sequence[str] | None = None, prog: str = "dogbreed train") ->
         main(args)
     except USER_ERRORS as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
+        record_failure(f"{prog}: error: {exc}")
         return 2
     except StorageError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
+        record_failure(f"{prog}: error: {exc}")
         return 1
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; the last completed epoch's checkpoint is kept (resume with --resume auto)", file=sys.stderr)
