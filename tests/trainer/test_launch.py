@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import tarfile
+from pathlib import Path
 
 import boto3
 import click
@@ -20,6 +21,7 @@ from dogbreed import launch, train
 from dogbreed.metric_lines import METRIC_DEFINITIONS
 from dogbreed.tuning import load_search_space
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 BUCKET = "dogbreed-ml"
 ROLE = "arn:aws:iam::123456789012:role/dogbreed-sagemaker-training"
@@ -169,7 +171,14 @@ def test_source_bundle_runs_the_trainer_from_its_own_copy(tmp_path):
     assert "setup.py" not in names  # torch_distributed refuses "package" entry points
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert not [r for r in requirements if r.split("=")[0].split(">")[0] in ("torch", "torchvision")]
-    assert any(r.startswith("click") for r in requirements)
+    # Every requirement, and every requirement's requirement, pinned to requirements/constraints.txt.
+    constraints = dict(line.split("==") for line in (REPO_ROOT / "requirements" / "constraints.txt").read_text().splitlines()
+                       if "==" in line)
+    constraints = {name.lower().replace("_", "-"): version for name, version in constraints.items()}
+    pins = dict(r.split("==") for r in requirements)
+    assert {"click", "onnxruntime", "optuna", "numpy", "protobuf", "sqlalchemy"} <= {n.lower().replace("_", "-") for n in pins}
+    assert all(constraints[name.lower().replace("_", "-")] == version for name, version in pins.items())
+    assert not {"filelock", "networkx", "fsspec", "nvidia-cublas"} & {n.lower() for n in pins}  # torch's alone
     # The toolkit runs `python sagemaker_train.py ARGS` from the unpacked bundle.
     result = subprocess.run(
         [sys.executable, "-c", "import runpy, sys; sys.argv = ['sagemaker_train.py', '--help']; sys.path.insert(0, '.'); "

@@ -67,7 +67,7 @@ try:
     if image_path:
         stage = f"reading {image_path}"
         with open(image_path, "rb") as f:
-            image, content_type = f.read(), "application/octet-stream"
+            image, content_type = f.read(), "application/x-image"  # any format the artifact decodes
     else:
         stage = "generating a test image"
         from PIL import Image
