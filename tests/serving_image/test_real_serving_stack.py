@@ -32,7 +32,7 @@ B64 = base64.b64encode(JPEG).decode()
 GOOD = {
     "jpeg": (JPEG, {"Content-Type": "image/jpeg"}),
     "png": (PNG, {"Content-Type": "image/png"}),
-    "octet-stream": (JPEG, {"Content-Type": "application/octet-stream"}),
+    "x-image": (PNG, {"Content-Type": "application/x-image"}),
     "json": (json.dumps({"image": B64}).encode(), {"Content-Type": "application/json"}),
     "json top_k": (json.dumps({"image": B64, "top_k": 2}).encode(), {"Content-Type": "application/json"}),
     "header top_k": (JPEG, {"Content-Type": "image/jpeg", "X-Amzn-SageMaker-Custom-Attributes": "top_k=3"}),

@@ -41,6 +41,17 @@ def private_opt() -> bool:
     return "private /opt" in os.environ.get("DOGBREED_NETNS", "")
 
 
+def host_name() -> str:
+    """SageMaker names the hosts algo-1.. and puts them in /etc/hosts; the toolkit waits until they resolve."""
+    if "private /etc" not in os.environ.get("DOGBREED_NETNS", ""):
+        return "localhost"  # the host's /etc/hosts is not ours to change
+    hosts = Path("/etc/hosts")
+    if "algo-1" not in hosts.read_text():
+        with hosts.open("a") as f:
+            f.write("127.0.0.1 algo-1\n")
+    return "algo-1"
+
+
 def make_channel(root: Path) -> Path:
     rng = np.random.default_rng(0)
     for split, count in (("train", 6), ("valid", 2), ("test", 2)):
@@ -72,7 +83,8 @@ class Job:
         (config / "inputdataconfig.json").write_text(json.dumps(
             {"training": {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"}}))
         (config / "resourceconfig.json").write_text(json.dumps(
-            {"current_host": "algo-1", "current_instance_type": "ml.m5.xlarge", "hosts": ["algo-1"], "network_interface_name": "lo"}))
+            {"current_host": host_name(), "current_instance_type": "ml.m5.xlarge", "hosts": [host_name()],
+             "network_interface_name": "lo"}))
         data = base / "input" / "data" / "training"
         data.mkdir(parents=True)
         if channel:
