@@ -64,6 +64,23 @@ def make_channel(root: Path) -> Path:
     return root
 
 
+_JOB_PYTHON: list[Path] = []
+
+
+def job_python(root: Path) -> Path:
+    """The image's Python for the job: a fresh venv that sees this env's packages (the image's) through a
+    .pth file and installs into its own site-packages, so each session's first job pip-installs the
+    bundle's requirements.txt from scratch, offline, and this env stays as the image is."""
+    if not _JOB_PYTHON:
+        venv = root / "job-venv"
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+        site = next((venv / "lib").glob("python3*/site-packages"))
+        image_site = next(p for p in sys.path if p.endswith("site-packages") and p.startswith(sys.prefix))
+        (site / "image-packages.pth").write_text(image_site + "\n")
+        _JOB_PYTHON.append(venv / "bin" / "python")
+    return _JOB_PYTHON[0]
+
+
 class Job:
     """One training job's /opt/ml, as SageMaker lays it out, and the toolkit run on it."""
 
@@ -96,7 +113,7 @@ class Job:
 
     def env(self) -> dict[str, str]:
         return {
-            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+            "PATH": f"{job_python(self.base.parent.parent).parent}{os.pathsep}{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
             "HOME": str(self.base),
             "LANG": "C.UTF-8",
             "SAGEMAKER_BASE_DIR": str(self.base),
@@ -114,8 +131,10 @@ class Job:
 
     def start(self) -> subprocess.Popen:
         self._log = open(self.log_path, "ab")
-        return subprocess.Popen([str(VENV_BIN / "train")], cwd=self.base, env=self.env(), stdout=self._log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        # What the image's `train` console script runs.
+        python = job_python(self.base.parent.parent)
+        return subprocess.Popen([str(python), "-c", "from sagemaker_training.cli.train import main; main()"], cwd=self.base,
+                                env=self.env(), stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def run(self, timeout: float = 900) -> int:
         process = self.start()
@@ -148,10 +167,11 @@ def test_the_bundle_trains_through_the_toolkit(tmp_path, fresh_checkpoints):
     assert subprocess.run([sys.executable, "-c", "import dogbreed"], capture_output=True).returncode != 0
     assert "Installing dependencies from requirements.txt" in log
     # The pinned requirements installed beside the image's torch, offline, without conflicts.
-    import importlib.metadata
-
-    assert importlib.metadata.version("torch").split("+")[0] == "2.8.0"
-    check = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True)
+    python = str(job_python(tmp_path.parent))
+    versions = subprocess.run([python, "-c", "import importlib.metadata as m; print(m.version('torch'), m.version('onnxruntime'))"],
+                              capture_output=True, text=True)
+    assert versions.stdout.split() == ["2.8.0", "1.31.1"], versions.stderr
+    check = subprocess.run([python, "-m", "pip", "check"], capture_output=True, text=True)
     # triton, torch's GPU compiler, is removed from every env here on purpose (tox.ini).
     problems = [line for line in check.stdout.splitlines() if line.strip() and "triton" not in line]
     assert not problems, check.stdout

@@ -1373,18 +1373,28 @@ def write_model_artifact(
     unpack = env_model_dir is not None and Path(env_model_dir).resolve() == model_dir.resolve()
     if not unpack:
         model_dir.mkdir(parents=True, exist_ok=True)
-        path = write_artifact(model, metadata, model_dir, runtime=args.runtime, calibration_images=calibration)
+        path = _write_artifact(write_artifact, model, metadata, model_dir, runtime=args.runtime, calibration_images=calibration)
         logger.info("wrote %s", path)
         verify_model_artifact(Path(path))
         return Path(path)
     with tempfile.TemporaryDirectory(prefix="dogbreed-artifact-") as staging:
-        packed = write_artifact(model, metadata, staging, runtime=args.runtime, calibration_images=calibration)
+        packed = _write_artifact(write_artifact, model, metadata, staging, runtime=args.runtime, calibration_images=calibration)
         model_dir.mkdir(parents=True, exist_ok=True)
         with tarfile.open(packed) as tar:
             tar.extractall(model_dir, filter="data")
     logger.info("wrote the artifact's files into %s (SageMaker packs them as model.tar.gz)", model_dir)
     verify_model_artifact(model_dir)
     return model_dir
+
+
+def _write_artifact(write_artifact, *args, **kwargs) -> Path:
+    """``write_artifact`` with its one-line errors (e.g. no wheels for an onnx runtime offline) as user errors."""
+    from .serving.loading import ArtifactError
+
+    try:
+        return write_artifact(*args, **kwargs)
+    except ArtifactError as exc:
+        raise ConfigError(f"cannot write the artifact: {exc}") from None
 
 
 def verify_model_artifact(path: Path) -> None:
