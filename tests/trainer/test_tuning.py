@@ -172,6 +172,39 @@ def test_study_resumes_and_requeues_an_interrupted_trial(scripted_trainer, tmp_p
     assert len(calls) == 3
 
 
+def test_sigterm_stops_the_study_like_ctrl_c_and_keeps_what_finished(monkeypatch, tmp_path):
+    """SIGTERM (a stopped job, `docker stop`) mid-trial: finished trials are kept and written, exit 143."""
+    import os
+    import signal
+
+    data = tmp_path / "data"
+    data.mkdir()
+    calls = []
+
+    def fake_main(args, *, on_epoch_end=None, on_step_end=None):
+        calls.append(args)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # delivered to this (main) thread before kill() returns
+        on_epoch_end(1, {"val_acc1": 0.5, "val_loss": 0.5})
+        return train.TrainResult(metrics={"val_acc1": 0.5, "val_loss": 0.5}, history=[], artifact=None, report=None,
+                                 output_dir=Path(args.output_dir), stopped_early=False)
+
+    monkeypatch.setattr(train, "main", fake_main)
+    space = tmp_path / "space.yaml"
+    space.write_text("parameters:\n  lr: {type: float, low: 0.01, high: 0.05}\nfixed: {epochs: 1}\n")
+    out = tmp_path / "tuning"
+    previous = signal.getsignal(signal.SIGTERM)
+    result = CliRunner().invoke(dogbreed_cli, ["tune", "--n-trials", "3", "--output-dir", str(out), "--search-space",
+                                               str(space), "--data", str(data)], catch_exceptions=False)
+    assert result.exit_code == 143, result.output
+    assert "stopped by SIGTERM: rerun the same command to continue the study" in result.stderr
+    assert "Traceback" not in result.stderr
+    rows = list(csv.DictReader((out / "trials.csv").open()))
+    assert [r["state"] for r in rows] == ["COMPLETE", "FAIL"]  # the interrupted trial is queued again on rerun
+    assert len(calls) == 2
+    assert signal.getsignal(signal.SIGTERM) == previous  # the handler is the run's, not the process's
+
+
 # ---- the real thing: 4 trials of the real training loop on a tiny folder -----------------------
 
 

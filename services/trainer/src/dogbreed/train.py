@@ -148,7 +148,7 @@ def _sigterm_deferred() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> Iterator[None]:
     """Install the SIGTERM handler for the run (main thread only; elsewhere signals cannot be handled)."""
     import threading
 
@@ -1570,7 +1570,7 @@ def cli_main(argv: Sequence[str] | None = None, prog: str = "dogbreed train") ->
     except SystemExit as exc:  # argparse: --help (0) or a bad argument (2, message already printed)
         return exc.code if isinstance(exc.code, int) else 2
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             main(args)
     except USER_ERRORS as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)

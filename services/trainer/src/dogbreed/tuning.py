@@ -28,6 +28,7 @@ import logging
 import math
 import os
 import shutil
+import signal
 import sys
 import time
 import warnings
@@ -579,18 +580,19 @@ def tune_command(n_trials, timeout, output_dir, storage, study_name, search_spac
         if folder and not str(folder).startswith("s3://") and not Path(folder).is_dir():
             raise TuneError(f"data folder not found: {folder}")
 
-    interrupted = False
+    exit_code = 0  # 130 after Ctrl-C, 143 after SIGTERM (handled alike: the study is saved, results written)
     study = None
     try:
-        study = run_study(
-            base_argv, space=space, output_dir=output, n_trials=n_trials, timeout=timeout, storage=storage,
-            study_name=study_name, sampler_seed=sampler_seed, startup_trials=startup_trials,
-            pruner_warmup_epochs=pruner_warmup_epochs,
-        )  # fmt: skip
+        with train.sigterm_as_interrupt():
+            study = run_study(
+                base_argv, space=space, output_dir=output, n_trials=n_trials, timeout=timeout, storage=storage,
+                study_name=study_name, sampler_seed=sampler_seed, startup_trials=startup_trials,
+                pruner_warmup_epochs=pruner_warmup_epochs,
+            )  # fmt: skip
     except train.USER_ERRORS as exc:
         raise TuneError(str(exc)) from None
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt as exc:
+        exit_code = 128 + signal.SIGTERM if isinstance(exc, train.Terminated) else 130
     if study is None:
         import optuna
 
@@ -598,6 +600,7 @@ def tune_command(n_trials, timeout, output_dir, storage, study_name, search_spac
     outputs = write_results(study, space, base_argv, output)
     click.echo(outputs.table_md.read_text(), nl=False)
     click.echo(f"wrote {outputs.table_csv}, {outputs.table_md}, " + (f"{outputs.best_params}, " if outputs.best_params else "") + ", ".join(map(str, outputs.plots)), err=True)
-    if interrupted:
-        click.echo("interrupted: rerun the same command to continue the study", err=True)
-        raise click.exceptions.Exit(130)
+    if exit_code:
+        cause = "stopped by SIGTERM" if exit_code == 128 + signal.SIGTERM else "interrupted"
+        click.echo(f"{cause}: rerun the same command to continue the study", err=True)
+        raise click.exceptions.Exit(exit_code)
