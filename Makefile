@@ -27,7 +27,7 @@ STACK     := $(PYTHON) scripts/localstack.py --run-dir $(RUN_DIR) --host $(HOST)
              --endpoint-port $(ENDPOINT_PORT) --api-port $(API_PORT)
 API_URL   := http://$(HOST):$(API_PORT)
 
-.PHONY: help test lint test-client test-lambda test-trainer test-terraform test-e2e stack-env model \
+.PHONY: help test lint test-client test-lambda test-trainer test-terraform test-e2e test-images stack-env model \
         up down status logs demo demo-train lambda-zip trainer-wheel bench lock clean
 
 help: ## list the targets
@@ -39,8 +39,13 @@ $(TOX):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check -c requirements/tools.txt tox
 
-test: $(TOX) ## run every test: each service, the Terraform checks and the end-to-end stack
-	$(TOX) run -e lint,client,lambda,trainer,checkov,terraform,stack
+# The AWS images' Python (3.12) for the serving-image/training-image envs: python3.12 on PATH, else a
+# pyenv 3.12 (tox --discover); tox.ini falls back to 3.13, then 3.11, which the tests then report.
+PY312 := $(shell python3.12 -c 'import sys; print(sys.executable)' 2>/dev/null || ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12 2>/dev/null | tail -1)
+TOX_DISCOVER := $(if $(PY312),--discover $(PY312))
+
+test: $(TOX) ## run every test: each service, the Terraform checks, the end-to-end stack and AWS's real toolkits
+	$(TOX) run -e lint,client,lambda,trainer,checkov,terraform,stack,serving-image,training-image $(TOX_DISCOVER)
 
 lint: $(TOX) ## run ruff over the repository (ruff.toml)
 	$(TOX) run -e lint
@@ -55,6 +60,8 @@ test-terraform: $(TOX) ## run fmt, validate, terraform test, checkov and the mot
 	$(TOX) run -e checkov,terraform
 test-e2e: stack-env ## run the end-to-end tests through the local stack
 	$(TOX) run -e stack
+test-images: $(SERVICE_ENVS) ## run the artifact in the real TorchServe + SageMaker toolkit stack and the bundle in sagemaker-training
+	$(TOX) run -e serving-image,training-image $(TOX_DISCOVER)
 
 stack-env: $(SERVICE_ENVS) ## build the service virtualenvs the local stack runs from (.tox/trainer, lambda, client)
 $(SERVICE_ENVS): $(TOX) services/*/pyproject.toml requirements/constraints.txt

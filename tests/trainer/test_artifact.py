@@ -231,8 +231,34 @@ def test_onnx_runtime_adds_the_graph_and_the_serving_requirement(tmp_path, make_
         names = set(tar.getnames())
         requirements = tar.extractfile("code/requirements.txt").read().decode()
     assert {"model.onnx", "model.pth", "code/requirements.txt"} <= names
-    assert requirements.startswith("onnxruntime")
-    assert load_model(path).metadata["runtime"] == "onnx"
+    # Installable with no index (the container runs pip before TorchServe, maybe without internet).
+    lines = [line for line in requirements.splitlines() if line and not line.startswith("#")]
+    assert lines[:2] == ["--no-index", "--find-links wheels"] and lines[2].startswith("onnxruntime==")
+    metadata = load_model(path).metadata
+    assert metadata["runtime"] == "onnx"
+    assert metadata["serving_target"]["python"] == "3.12" and metadata["serving_target"]["platform"] == "x86_64"
+    assert {f"code/wheels/{name}" for name in metadata["serving_target"]["wheels"]} <= names
+    assert any(name.startswith("onnxruntime-") and "cp312" in name and "x86_64" in name for name in metadata["serving_target"]["wheels"])
+
+
+def test_instance_types_pick_the_wheels_cpu():
+    from dogbreed.artifact import serving_platform
+
+    assert serving_platform("ml.m5.large") == "x86_64"
+    assert serving_platform("ml.g4dn.xlarge") == "x86_64"
+    assert serving_platform("ml.c7g.large") == "aarch64"
+    assert serving_platform("ml.c6gn.xlarge") == "aarch64"
+    with pytest.raises(ArtifactError, match="not a SageMaker instance type"):
+        serving_platform("m5.large")
+
+
+def test_missing_wheels_offline_is_one_clear_error(tmp_path, make_tiny_model, make_tiny_metadata, monkeypatch):
+    pytest.importorskip("dogbreed.optimize")
+    # A Python no serving image has: no wheels exist for it anywhere, cached or on the index.
+    with pytest.raises(ArtifactError, match=r"cannot get the wheels of onnxruntime==.* for Python 3\.99 on x86_64"):
+        write_artifact(make_tiny_model(), make_tiny_metadata(), tmp_path / "out", runtime="onnx",
+                       serving_target={"python": "3.99", "wheel_cache": tmp_path / "cache"})
+    assert not (tmp_path / "out").exists()
 
 
 # ---- training checkpoints --------------------------------------------------------------------------

@@ -8,8 +8,10 @@ import json
 import subprocess
 import sys
 import tarfile
+from pathlib import Path
 
 import boto3
+import click
 import pytest
 from botocore.stub import Stubber
 from click.testing import CliRunner
@@ -19,6 +21,7 @@ from dogbreed import launch, train
 from dogbreed.metric_lines import METRIC_DEFINITIONS
 from dogbreed.tuning import load_search_space
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 BUCKET = "dogbreed-ml"
 ROLE = "arn:aws:iam::123456789012:role/dogbreed-sagemaker-training"
@@ -168,7 +171,14 @@ def test_source_bundle_runs_the_trainer_from_its_own_copy(tmp_path):
     assert "setup.py" not in names  # torch_distributed refuses "package" entry points
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert not [r for r in requirements if r.split("=")[0].split(">")[0] in ("torch", "torchvision")]
-    assert any(r.startswith("click") for r in requirements)
+    # Every requirement, and every requirement's requirement, pinned to requirements/constraints.txt.
+    constraints = dict(line.split("==") for line in (REPO_ROOT / "requirements" / "constraints.txt").read_text().splitlines()
+                       if "==" in line)
+    constraints = {name.lower().replace("_", "-"): version for name, version in constraints.items()}
+    pins = dict(r.split("==") for r in requirements)
+    assert {"click", "onnxruntime", "optuna", "numpy", "protobuf", "sqlalchemy"} <= {n.lower().replace("_", "-") for n in pins}
+    assert all(constraints[name.lower().replace("_", "-")] == version for name, version in pins.items())
+    assert not {"filelock", "networkx", "fsspec", "nvidia-cublas"} & {n.lower() for n in pins}  # torch's alone
     # The toolkit runs `python sagemaker_train.py ARGS` from the unpacked bundle.
     result = subprocess.run(
         [sys.executable, "-c", "import runpy, sys; sys.argv = ['sagemaker_train.py', '--help']; sys.path.insert(0, '.'); "
@@ -462,3 +472,26 @@ def test_results_for_unknown_job_is_a_clear_error(aws):
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: reading the tuning job failed: ")
     assert "Could not find hyper parameter tuning job 'nope'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [({"AWS_REGION": "eu-west-1"}, "eu-west-1"), ({"AWS_DEFAULT_REGION": "eu-west-2"}, "eu-west-2")],
+)
+def test_region_comes_from_aws_region_or_aws_default_region(monkeypatch, tmp_path, env, expected):
+    # The README's worked example exports only AWS_REGION.
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert launch._clients(None)[1] == expected
+    assert launch._clients("ap-south-1")[1] == "ap-south-1"
+
+
+def test_no_region_at_all_is_a_clear_error(monkeypatch, tmp_path):
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    with pytest.raises(click.ClickException, match="no AWS region: pass --region or set AWS_REGION"):
+        launch._clients(None)

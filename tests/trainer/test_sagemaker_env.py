@@ -206,3 +206,15 @@ def test_training_on_two_sagemaker_hosts_without_ddp_exits_2_before_writing(monk
 def test_num_hosts_flag_is_guarded_too(tmp_path, dogimages_dir, train_argv, capsys):
     assert cli_main(train_argv(dogimages_dir, tmp_path / "out", "--num-hosts", "2")) == 2
     assert "not started by a distributed launcher" in capsys.readouterr().err
+
+
+def test_a_failure_reason_goes_to_the_toolkits_failure_file(tmp_path, monkeypatch):
+    from dogbreed.sagemaker_env import record_failure
+
+    monkeypatch.delenv("SM_OUTPUT_DIR", raising=False)
+    record_failure("dogbreed train: error: nothing")  # not under SageMaker: nothing written anywhere
+    monkeypatch.setenv("SM_OUTPUT_DIR", str(tmp_path))
+    record_failure("dogbreed train: error: no training data\n")
+    assert (tmp_path / "failure").read_text() == "dogbreed train: error: no training data\n"
+    monkeypatch.setenv("SM_OUTPUT_DIR", str(tmp_path / "missing"))
+    record_failure("never raises")  # an unwritable folder must not hide the real error

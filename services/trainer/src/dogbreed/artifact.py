@@ -14,7 +14,10 @@ import json
 import math
 import os
 import pathlib
+import re
 import shutil
+import subprocess
+import sys
 import tarfile
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -174,11 +177,68 @@ def serving_requirements(runtime: str) -> list[str]:
         from importlib.metadata import version
 
         return [f"onnxruntime=={version('onnxruntime')}"]
-    except Exception:  # not installed here: let the container pick a version
-        return ["onnxruntime"]
+    except Exception:  # the same version is served as was checked here, so it must be known
+        raise ArtifactError(f"runtime {runtime!r} needs onnxruntime installed where the artifact is packaged") from None
 
 
-def _write_code(code_dir: Path, runtime: str) -> None:
+# The default serving image, pytorch-inference:2.6.0-cpu-py312: its Python, and glibc 2.35 (Ubuntu 22.04).
+SERVING_PYTHON = "3.12"
+_MANYLINUX = [f"manylinux_2_{minor}" for minor in range(17, 36)]
+# Graviton instance families (ml.c6g, ml.m7g, ml.c6gn, ml.t4g...): a digit then "g" in the family.
+_GRAVITON = re.compile(r"^ml\.[a-z]+\d+g[a-z]*\.")
+WHEELS_DIR = "wheels"  # inside code/
+
+
+def serving_platform(instance_type: str) -> str:
+    """The CPU architecture a SageMaker instance type serves on: ``aarch64`` for Graviton, else ``x86_64``."""
+    if not re.match(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$", instance_type):
+        raise ArtifactError(f"--instance-type {instance_type!r} is not a SageMaker instance type (e.g. ml.m5.large)")
+    return "aarch64" if _GRAVITON.match(instance_type) else "x86_64"
+
+
+def default_wheel_cache() -> Path:
+    return Path(os.environ.get("DOGBREED_WHEEL_CACHE") or Path.home() / ".cache" / "dogbreed" / "wheels")
+
+
+def _pip_download(requirements: Sequence[str], dest: Path, python: str, platform: str, find_links: Path,
+                  offline: bool) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+               "--only-binary=:all:", "--implementation", "cp", "--python-version", python,
+               *[arg for tag in [*_MANYLINUX, "manylinux2014"] for arg in ("--platform", f"{tag}_{platform}")],
+               "--find-links", str(find_links), "--dest", str(dest), *requirements]
+    if offline:
+        command.insert(4, "--no-index")
+    return subprocess.run(command, capture_output=True, text=True)
+
+
+def vendor_wheels(requirements: Sequence[str], dest: Path, *, python: str = SERVING_PYTHON,
+                  platform: str = "x86_64", wheel_cache: Path | None = None) -> list[str]:
+    """Put the wheels of ``requirements`` and their dependencies for the serving container into ``dest``.
+
+    The container runs ``pip install -r code/requirements.txt`` before TorchServe starts, and with
+    network isolation or a private subnet without NAT there is no index to reach; so the artifact
+    carries every wheel. They come from ``wheel_cache`` (offline), else are downloaded into it from the
+    configured index once. Returns the wheel file names.
+    """
+    cache = (wheel_cache or default_wheel_cache()) / f"cp{python.replace('.', '')}-{platform}"
+    cache.mkdir(parents=True, exist_ok=True)
+    if _pip_download(requirements, cache, python, platform, cache, offline=True).returncode != 0:
+        fetched = _pip_download(requirements, cache, python, platform, cache, offline=False)
+        if fetched.returncode != 0:
+            lines = [line for line in fetched.stderr.splitlines() if line.startswith("ERROR")] or fetched.stderr.splitlines()
+            reason = lines[-1].removeprefix("ERROR: ").strip() if lines else f"pip exited with {fetched.returncode}"
+            raise ArtifactError(
+                f"cannot get the wheels of {' '.join(requirements)} for Python {python} on {platform} "
+                f"(not in {cache} and not downloadable: {reason}); put them there (pip download) or use --runtime eager"
+            )
+    dest.mkdir(parents=True, exist_ok=True)
+    copied = _pip_download(requirements, dest, python, platform, cache, offline=True)
+    if copied.returncode != 0:
+        raise ArtifactError(f"cannot copy the wheels from {cache}: {copied.stderr.strip().splitlines()[-1:]}")
+    return sorted(p.name for p in dest.glob("*.whl"))
+
+
+def _write_code(code_dir: Path, runtime: str, target: dict | None = None) -> dict | None:
     serving_src = Path(__file__).resolve().parent / "serving"
     package_dir = code_dir / SERVING_PACKAGE
     package_dir.mkdir(parents=True)
@@ -186,8 +246,18 @@ def _write_code(code_dir: Path, runtime: str) -> None:
         shutil.copy2(source, package_dir / source.name)
     (code_dir / "inference.py").write_text(INFERENCE_SHIM, encoding="utf-8")
     requirements = serving_requirements(runtime)
-    if requirements:
-        (code_dir / "requirements.txt").write_text("\n".join(requirements) + "\n", encoding="utf-8")
+    if not requirements:
+        return None
+    target = dict(target or {})
+    python = target.get("python") or SERVING_PYTHON
+    platform = target.get("platform") or "x86_64"
+    wheels = vendor_wheels(requirements, code_dir / WHEELS_DIR, python=python, platform=platform,
+                           wheel_cache=target.get("wheel_cache"))
+    # pip reads option lines in a requirements file and takes --find-links relative to the file.
+    lines = ["# Installed by the serving container before the model server starts: offline, from code/wheels.",
+             "--no-index", f"--find-links {WHEELS_DIR}", *requirements]
+    (code_dir / "requirements.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return {"python": python, "platform": platform, "wheels": wheels}
 
 
 def _tar_filter(info: tarfile.TarInfo) -> tarfile.TarInfo:
@@ -208,10 +278,13 @@ def _write_tarball(staging: Path, destination: Path) -> None:
                 tar.add(path, arcname=path.relative_to(staging).as_posix(), recursive=False, filter=_tar_filter)
 
 
-def _assemble(model: nn.Module, metadata: dict, staging: Path, runtime: str, calibration_images) -> dict:
+def _assemble(model: nn.Module, metadata: dict, staging: Path, runtime: str, calibration_images,
+              serving_target: dict | None = None) -> dict:
     state_dict = portable_state_dict(model)
     torch.save(state_dict, staging / WEIGHTS_FILE)
-    _write_code(staging / "code", runtime)
+    vendored = _write_code(staging / "code", runtime, serving_target)
+    if vendored:
+        metadata["serving_target"] = vendored
     if runtime != "eager":
         try:
             from .optimize import build_runtime
@@ -241,12 +314,15 @@ def write_artifact(
     calibration_images: Iterable[str | Path] | None = None,
     *,
     layout: str = "tar.gz",
+    serving_target: dict | None = None,
 ) -> Path:
     """Write the artifact for ``model`` into ``output_dir`` and return its path.
 
     ``layout="tar.gz"`` writes ``output_dir/model.tar.gz`` (replacing an older one atomically);
     ``layout="dir"`` makes ``output_dir`` itself the artifact folder (it must not exist or be empty).
-    ``runtime`` other than "eager" adds an optimised graph via ``dogbreed.optimize.build_runtime``.
+    ``runtime`` other than "eager" adds an optimised graph via ``dogbreed.optimize.build_runtime``, and
+    the wheels its serving packages need for ``serving_target`` (``python``, ``platform``, ``wheel_cache``;
+    default: the default serving image on x86_64).
     Raises :class:`ArtifactError` (a ValueError) for bad arguments; nothing is left behind on failure.
     """
     if layout not in LAYOUTS:
@@ -274,7 +350,7 @@ def write_artifact(
     else:
         staging = Path(tempfile.mkdtemp(prefix="dogbreed-artifact-"))
     try:
-        _assemble(model, metadata, staging, runtime, calibration_images)
+        _assemble(model, metadata, staging, runtime, calibration_images, serving_target)
         if layout == "dir":
             if output_dir.is_dir():
                 output_dir.rmdir()  # empty (checked above); rename cannot replace a directory
@@ -500,7 +576,18 @@ def calibration_images_in(directory: Path) -> list[Path]:
     help="Folder of representative photos to calibrate INT8 quantisation (needed by onnx-int8). Default: none.",
 )
 @click.option("--name", default=None, help="Model name in metadata and API responses. Default: derived from the backbone and data.")
-def package_command(pretrained, checkpoint, backbone, output_dir, layout, runtime, calibration_data, name):
+@click.option("--instance-type", default="ml.m5.large", show_default=True,
+              help="SageMaker instance type the artifact will serve on: picks the wheels' CPU architecture "
+              "for optimised runtimes (Graviton types such as ml.c7g.large: aarch64).")
+@click.option("--serving-python", default=SERVING_PYTHON, show_default=True,
+              help="Python of the serving image (pytorch-inference:2.6.0-cpu-py312: 3.12), for the wheels of optimised runtimes.")
+@click.option("--wheel-dir", type=click.Path(path_type=Path), default=None,
+              help="Wheel cache for optimised runtimes: used offline when it holds them, else filled from the "
+              "package index. Default: $DOGBREED_WHEEL_CACHE or ~/.cache/dogbreed/wheels.")
+@click.option("--verify/--no-verify", default=True, show_default=True,
+              help="Run `dogbreed verify` on the written artifact (a fresh interpreter, only code/, no network).")
+def package_command(pretrained, checkpoint, backbone, output_dir, layout, runtime, calibration_data, name,
+                    instance_type, serving_python, wheel_dir, verify):
     """Write a model artifact (model.tar.gz) for SageMaker and `dogbreed serve`.
 
     Either the starter model (--pretrained imagenet-dogs, no training, works offline) or a training
@@ -524,7 +611,18 @@ def package_command(pretrained, checkpoint, backbone, output_dir, layout, runtim
         if name:
             metadata["name"] = name
         click.echo(f"Writing the {runtime} artifact to {output_dir}", err=True)
-        path = write_artifact(model, metadata, output_dir, runtime, calibration, layout=layout)
+        if not re.fullmatch(r"3\.\d+", serving_python):
+            raise ArtifactError(f"--serving-python {serving_python!r}: give MAJOR.MINOR, e.g. 3.12")
+        target = {"python": serving_python, "platform": serving_platform(instance_type), "wheel_cache": wheel_dir}
+        path = write_artifact(model, metadata, output_dir, runtime, calibration, layout=layout, serving_target=target)
     except ArtifactError as exc:
         raise InputError(str(exc)) from None
+    if verify:
+        from .verify import VerificationError, summary, verify_artifact
+
+        try:
+            click.echo(summary(path, verify_artifact(path)), err=True)
+        except VerificationError as exc:
+            # Kept for inspection, but the exit status says it must not be deployed.
+            raise click.ClickException(f"the artifact was written but fails verification: {exc}") from None
     click.echo(str(path))

@@ -21,6 +21,7 @@ import datetime as dt
 import importlib.metadata
 import io
 import json
+import os
 import re
 import sys
 import tarfile
@@ -269,21 +270,54 @@ if __name__ == "__main__":
 '''
 
 
-def container_requirements() -> list[str]:
-    """The trainer's runtime requirements minus what the training image provides (torch, torchvision)."""
+# The training image's Python and platform, for the environment markers of the bundle's requirements.
+TARGET_MARKERS = {"python_version": "3.12", "python_full_version": "3.12.0", "implementation_name": "cpython",
+                  "platform_python_implementation": "CPython", "sys_platform": "linux", "platform_system": "Linux",
+                  "os_name": "posix", "platform_machine": "x86_64", "extra": ""}
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _direct_requirements() -> list[str]:
     try:
         requirements = importlib.metadata.requires(PACKAGE_NAME) or []
     except importlib.metadata.PackageNotFoundError:
         requirements = _requirements_from_pyproject()
-    keep = []
-    for requirement in requirements:
-        if "extra ==" in requirement.replace('"', "").replace("'", ""):
+    return [r for r in requirements if "extra ==" not in r.replace('"', "").replace("'", "")]
+
+
+def _applies(requirement) -> bool:
+    return requirement.marker is None or requirement.marker.evaluate(TARGET_MARKERS)
+
+
+def container_requirements() -> list[str]:
+    """requirements.txt of the bundle: the trainer's runtime dependencies and theirs, each pinned to the
+    version installed here (requirements/constraints.txt's, in every env this repository builds), so
+    a job installs what was tested, not the newest releases. torch and torchvision, and what only they
+    need, are left to the training image, which builds them for its CUDA."""
+    from packaging.requirements import Requirement
+
+    pins: dict[str, str] = {}
+    unpinned: dict[str, str] = {}
+    queue = [Requirement(r) for r in _direct_requirements()]
+    while queue:
+        requirement = queue.pop(0)
+        key = _canonical(requirement.name)
+        if key in PROVIDED_BY_IMAGE or key in pins or key in unpinned or not _applies(requirement):
             continue
-        name = re.match(r"[A-Za-z0-9_.\-]+", requirement.strip())
-        if name and name.group(0).lower().replace("_", "-") in PROVIDED_BY_IMAGE:
+        try:
+            distribution = importlib.metadata.distribution(requirement.name)
+        except importlib.metadata.PackageNotFoundError:
+            unpinned[key] = str(requirement)  # not installed here (another platform's dependency)
             continue
-        keep.append(requirement.strip())
-    return keep
+        pins[key] = f"{distribution.metadata['Name']}=={distribution.version}"
+        for sub in distribution.requires or []:
+            sub_requirement = Requirement(sub)
+            if _applies(sub_requirement):
+                queue.append(sub_requirement)
+    return [pins[key] for key in sorted(pins)] + [unpinned[key] for key in sorted(unpinned)]
 
 
 def _requirements_from_pyproject() -> list[str]:
@@ -592,7 +626,9 @@ def format_results_table(objective_name: str, rows: list[dict]) -> str:
 def _clients(region: str | None):
     import boto3
 
-    session = boto3.session.Session(region_name=region)
+    # boto3 reads AWS_DEFAULT_REGION and the config file but not AWS_REGION, which the SDKs and the
+    # README's worked example use.
+    session = boto3.session.Session(region_name=region or os.environ.get("AWS_REGION") or None)
     if not session.region_name:
         raise click.ClickException("no AWS region: pass --region or set AWS_REGION / AWS_DEFAULT_REGION")
     return session, session.region_name

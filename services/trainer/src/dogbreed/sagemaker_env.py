@@ -22,6 +22,23 @@ class LaunchError(RuntimeError):
     """The job was started in a way that cannot train correctly (e.g. several hosts without DDP)."""
 
 
+def record_failure(message: str) -> None:
+    """Under SageMaker's training toolkit, put the one-line reason in ``$SM_OUTPUT_DIR/failure``.
+
+    The toolkit fills that file (SageMaker's ``FailureReason``) from stderr only from a line naming a
+    Python exception class, and a ``dogbreed train: error: ...`` line is none: the reason would be
+    empty. It keeps a failure file that already exists, so writing ours first makes it the reason.
+    """
+    output_dir = os.environ.get("SM_OUTPUT_DIR")
+    if not output_dir:
+        return
+    try:
+        with open(os.path.join(output_dir, "failure"), "a", encoding="utf-8") as failure:
+            failure.write(message.strip() + "\n")
+    except OSError:  # never hide the real error behind this one
+        pass
+
+
 # --- hyperparameter parsing ---------------------------------------------------------------------
 
 

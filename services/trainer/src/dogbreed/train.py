@@ -81,6 +81,7 @@ from .sagemaker_env import (
     parse_lower,
     parse_str,
     positive,
+    record_failure,
     split_internal_arguments,
     strip_quotes,
 )
@@ -124,6 +125,7 @@ class OneLineErrorParser(argparse.ArgumentParser):
     """argparse prints the whole usage before an error; with ~50 flags one clear line reads better."""
 
     def error(self, message: str):
+        record_failure(f"{self.prog}: error: {message}")
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
@@ -1371,16 +1373,38 @@ def write_model_artifact(
     unpack = env_model_dir is not None and Path(env_model_dir).resolve() == model_dir.resolve()
     if not unpack:
         model_dir.mkdir(parents=True, exist_ok=True)
-        path = write_artifact(model, metadata, model_dir, runtime=args.runtime, calibration_images=calibration)
+        path = _write_artifact(write_artifact, model, metadata, model_dir, runtime=args.runtime, calibration_images=calibration)
         logger.info("wrote %s", path)
+        verify_model_artifact(Path(path))
         return Path(path)
     with tempfile.TemporaryDirectory(prefix="dogbreed-artifact-") as staging:
-        packed = write_artifact(model, metadata, staging, runtime=args.runtime, calibration_images=calibration)
+        packed = _write_artifact(write_artifact, model, metadata, staging, runtime=args.runtime, calibration_images=calibration)
         model_dir.mkdir(parents=True, exist_ok=True)
         with tarfile.open(packed) as tar:
             tar.extractall(model_dir, filter="data")
     logger.info("wrote the artifact's files into %s (SageMaker packs them as model.tar.gz)", model_dir)
+    verify_model_artifact(model_dir)
     return model_dir
+
+
+def _write_artifact(write_artifact, *args, **kwargs) -> Path:
+    """``write_artifact`` with its one-line errors (e.g. no wheels for an onnx runtime offline) as user errors."""
+    from .serving.loading import ArtifactError
+
+    try:
+        return write_artifact(*args, **kwargs)
+    except ArtifactError as exc:
+        raise ConfigError(f"cannot write the artifact: {exc}") from None
+
+
+def verify_model_artifact(path: Path) -> None:
+    """``dogbreed verify``: the artifact loads and answers as the serving container runs it."""
+    from .verify import VerificationError, summary, verify_artifact
+
+    try:
+        logger.info("%s", summary(path, verify_artifact(path)))
+    except VerificationError as exc:
+        raise ConfigError(f"the trained artifact fails verification: {exc}") from None
 
 
 def write_evaluation_report(artifact: Path, data: DatasetSplits, split: str, output_dir: Path, args) -> Path | None:
@@ -1438,9 +1462,11 @@ def cli_main(argv: Sequence[str] | None = None, prog: str = "dogbreed train") ->
         main(args)
     except USER_ERRORS as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
+        record_failure(f"{prog}: error: {exc}")
         return 2
     except StorageError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
+        record_failure(f"{prog}: error: {exc}")
         return 1
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; the last completed epoch's checkpoint is kept (resume with --resume auto)", file=sys.stderr)
