@@ -279,7 +279,7 @@ def _write_tarball(staging: Path, destination: Path) -> None:
 
 
 def _assemble(model: nn.Module, metadata: dict, staging: Path, runtime: str, calibration_images,
-              serving_target: dict | None = None) -> dict:
+              serving_target: dict | None = None, min_agreement: float | None = None) -> dict:
     state_dict = portable_state_dict(model)
     torch.save(state_dict, staging / WEIGHTS_FILE)
     vendored = _write_code(staging / "code", runtime, serving_target)
@@ -295,7 +295,9 @@ def _assemble(model: nn.Module, metadata: dict, staging: Path, runtime: str, cal
         reference = build_model(metadata["backbone"], metadata["num_outputs"])
         reference.load_state_dict(state_dict)
         try:
-            updates = build_runtime(reference.eval(), metadata, staging, runtime, list(calibration_images or []))
+            threshold = {} if min_agreement is None else {"min_agreement": min_agreement}
+            updates = build_runtime(reference.eval(), metadata, staging, runtime, list(calibration_images or []),
+                                    **threshold)
         except ValueError as exc:  # bad calibration data and the like
             raise ArtifactError(f"runtime {runtime!r}: {exc}") from None
         metadata.update(updates or {})
@@ -315,6 +317,7 @@ def write_artifact(
     *,
     layout: str = "tar.gz",
     serving_target: dict | None = None,
+    min_agreement: float | None = None,
 ) -> Path:
     """Write the artifact for ``model`` into ``output_dir`` and return its path.
 
@@ -323,6 +326,8 @@ def write_artifact(
     ``runtime`` other than "eager" adds an optimised graph via ``dogbreed.optimize.build_runtime``, and
     the wheels its serving packages need for ``serving_target`` (``python``, ``platform``, ``wheel_cache``;
     default: the default serving image on x86_64).
+    ``min_agreement``: the top-1 agreement with eager below which an optimised runtime is refused at
+    packaging and an onnx-int8 one falls back to fp32 where it is loaded (default optimize's 0.90).
     Raises :class:`ArtifactError` (a ValueError) for bad arguments; nothing is left behind on failure.
     """
     if layout not in LAYOUTS:
@@ -350,7 +355,7 @@ def write_artifact(
     else:
         staging = Path(tempfile.mkdtemp(prefix="dogbreed-artifact-"))
     try:
-        _assemble(model, metadata, staging, runtime, calibration_images, serving_target)
+        _assemble(model, metadata, staging, runtime, calibration_images, serving_target, min_agreement)
         if layout == "dir":
             if output_dir.is_dir():
                 output_dir.rmdir()  # empty (checked above); rename cannot replace a directory

@@ -40,13 +40,26 @@ from torch import nn
 
 from .serving import decoding
 from .serving.errors import ServingError
-from .serving.runtimes import EAGER, ONNX_FILE, ONNX_INPUT, ONNX_RUNTIMES, OnnxRuntime, probabilities
+from .serving.runtimes import (
+    EAGER,
+    ONNX_FILE,
+    ONNX_FP32_FILE,
+    ONNX_INPUT,
+    ONNX_RUNTIMES,
+    SELF_CHECK_FILE,
+    OnnxRuntime,
+    cpu_features,
+    probabilities,
+)
 
 logger = logging.getLogger(__name__)
 
 OPSET = 18
 MAX_CALIBRATION_IMAGES = 64  # ranges settle long before this; more only slows packaging
 MAX_CHECK_IMAGES = 128
+# Check images an onnx-int8 artifact carries to re-measure its agreement where it is loaded: 150 KB
+# each at 224 px (uint8 crops), and a fraction of a second of INT8 inference at load time.
+SELF_CHECK_IMAGES = 64
 # Below this the graph is broken, not merely approximate (EfficientNet-Lite0 INT8 measures ~95-96%).
 MIN_CHECK_AGREEMENT = 0.90
 ONNX_FP32_TOLERANCE = 1e-3  # max |logit difference| between eager and ONNX Runtime fp32
@@ -82,6 +95,8 @@ def build_runtime(
     calibration_batch = load_batch(calibration, metadata)
     if runtime == "onnx-int8" and not len(calibration_batch):
         raise OptimizeError("onnx-int8 needs calibration photos: none of the given images could be read")
+    if runtime == "onnx-int8" and not len(check_batch):
+        raise OptimizeError("onnx-int8 needs at least 2 readable photos: some calibrate, the others make its self-check")
     with tempfile.TemporaryDirectory(prefix="dogbreed-onnx-") as tmp:
         fp32_path = Path(tmp) / "fp32.onnx"
         export_onnx(model, int(metadata["image_size"]), fp32_path)
@@ -91,6 +106,8 @@ def build_runtime(
             fp32_path.replace(output_dir / ONNX_FILE)
         else:
             quantize_int8(fp32_path, output_dir / ONNX_FILE, calibration_batch)
+            # The fallback where the INT8 graph fails its self-check on the serving CPU.
+            fp32_path.replace(output_dir / ONNX_FP32_FILE)
             info["quantization"] = {
                 "format": "QDQ",
                 "weights": "int8, per channel, symmetric",
@@ -100,6 +117,7 @@ def build_runtime(
     if len(check_batch):
         info["check"] = agreement(model, output_dir / ONNX_FILE, metadata, check_batch)
         check = info["check"]
+        check["cpu_features"] = cpu_features()  # INT8 agreement depends on the instruction set
         log = logger.info if check["top1_agreement"] >= 0.99 else logger.warning
         log("%s agrees with eager fp32 on top-1 for %.1f%% of %d held-out photos", runtime,
             100 * check["top1_agreement"], check["images"])
@@ -108,6 +126,8 @@ def build_runtime(
                 f"{runtime} agrees with the eager model on only {info['check']['top1_agreement']:.1%} of "
                 f"{info['check']['images']} held-out photos; refusing to package it"
             )
+        if runtime == "onnx-int8":
+            info["self_check"] = write_self_check(model, metadata, output_dir, check_batch, min_agreement)
     return {"runtime": runtime, "runtime_info": info}
 
 
@@ -227,6 +247,28 @@ def agreement(model: nn.Module, onnx_path: Path, metadata: dict, batch: np.ndarr
         "top1_agreement": round(agree, 4),
         "max_abs_prob_diff": round(float(np.abs(expected - got).max()), 4),
     }
+
+
+def write_self_check(model: nn.Module, metadata: dict, output_dir: Path, check_batch: np.ndarray,
+                     threshold: float) -> dict:
+    """Store up to SELF_CHECK_IMAGES held-out inputs (as the uint8 crops serving computes them from)
+    with eager fp32's probabilities, for ``runtimes.check_int8`` to re-measure agreement on the CPU
+    the artifact is loaded on; returns the metadata record (``runtime_info.self_check``)."""
+    batch = check_batch[:SELF_CHECK_IMAGES]
+    mean = np.asarray(metadata["mean"], dtype=np.float64)[None, :, None, None]
+    std = np.asarray(metadata["std"], dtype=np.float64)[None, :, None, None]
+    # preprocess() computes pixel / 255 normalised in float32: inverting and rounding recovers each
+    # pixel exactly (the error is ~1e-4 of a level), so check_inputs() rebuilds the same input bits.
+    pixels = np.clip(np.rint((batch.astype(np.float64) * std + mean) * 255.0), 0, 255).astype(np.uint8)
+    from .serving.runtimes import check_inputs
+
+    inputs = check_inputs(pixels, metadata["mean"], metadata["std"])
+    with torch.inference_mode():
+        logits = torch.cat([model(torch.from_numpy(inputs[i : i + 16])) for i in range(0, len(inputs), 16)]).numpy()
+    reference, _ = probabilities(logits, metadata.get("output_indices"), metadata.get("dog_indices"))
+    np.savez_compressed(output_dir / SELF_CHECK_FILE, pixels=pixels, reference_probs=reference.astype(np.float32))
+    return {"file": SELF_CHECK_FILE, "images": len(pixels), "threshold": float(threshold),
+            "fallback": ONNX_FP32_FILE, "reference": "eager fp32 probabilities"}
 
 
 def _ort_version() -> str:
