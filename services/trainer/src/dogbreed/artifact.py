@@ -296,8 +296,10 @@ def _assemble(model: nn.Module, metadata: dict, staging: Path, runtime: str, cal
         reference.load_state_dict(state_dict)
         try:
             threshold = {} if min_agreement is None else {"min_agreement": min_agreement}
+            # Quantise for the serving instance's CPU where it is known, else for this one.
+            features = (serving_target or {}).get("cpu_features")
             updates = build_runtime(reference.eval(), metadata, staging, runtime, list(calibration_images or []),
-                                    **threshold)
+                                    target_features=features, **threshold)
         except ValueError as exc:  # bad calibration data and the like
             raise ArtifactError(f"runtime {runtime!r}: {exc}") from None
         metadata.update(updates or {})
@@ -619,6 +621,9 @@ def package_command(pretrained, checkpoint, backbone, output_dir, layout, runtim
         if not re.fullmatch(r"3\.\d+", serving_python):
             raise ArtifactError(f"--serving-python {serving_python!r}: give MAJOR.MINOR, e.g. 3.12")
         target = {"python": serving_python, "platform": serving_platform(instance_type), "wheel_cache": wheel_dir}
+        from .optimize import instance_cpu_features
+
+        target["cpu_features"] = instance_cpu_features(instance_type)
         path = write_artifact(model, metadata, output_dir, runtime, calibration, layout=layout, serving_target=target)
     except ArtifactError as exc:
         raise InputError(str(exc)) from None

@@ -77,12 +77,16 @@ def build_runtime(
     calibration_images: Sequence[Path] = (),
     *,
     min_agreement: float = MIN_CHECK_AGREEMENT,
+    recipe: str | None = None,
+    target_features: Sequence[str] | None = None,
 ) -> dict:
     """Write ``runtime``'s files into ``output_dir`` and return the metadata updates.
 
     ``calibration_images`` (needed by ``onnx-int8``): a seeded sample of up to 64 calibrates the
     activation ranges; up to 128 *other* ones measure top-1 agreement with the eager network,
     recorded as ``runtime_info.check``; below ``min_agreement`` the runtime is refused.
+    ``recipe`` (onnx-int8): one of RECIPES; default ``recipe_for(target_features)``, the serving
+    CPU's flags (default: this machine's).
     """
     if runtime == EAGER:
         return {"runtime": EAGER}
@@ -105,15 +109,12 @@ def build_runtime(
         if runtime == "onnx":
             fp32_path.replace(output_dir / ONNX_FILE)
         else:
-            quantize_int8(fp32_path, output_dir / ONNX_FILE, calibration_batch)
+            features = list(target_features) if target_features is not None else cpu_features()
+            chosen = recipe or recipe_for(features)
+            info["quantization"] = quantize_int8(fp32_path, output_dir / ONNX_FILE, calibration_batch, chosen)
+            info["quantization"]["target_cpu_features"] = features
             # The fallback where the INT8 graph fails its self-check on the serving CPU.
             fp32_path.replace(output_dir / ONNX_FP32_FILE)
-            info["quantization"] = {
-                "format": "QDQ",
-                "weights": "int8, per channel, symmetric",
-                "activations": "uint8, per tensor, calibrated (min/max)",
-                "calibration_images": len(calibration_batch),
-            }
     if len(check_batch):
         info["check"] = agreement(model, output_dir / ONNX_FILE, metadata, check_batch)
         check = info["check"]
@@ -212,26 +213,115 @@ class _BatchReader:
         return next(self._items, None)
 
 
-def quantize_int8(fp32_path: Path, output_path: Path, calibration_batch: np.ndarray) -> None:
+# Static INT8 recipes (ONNX Runtime quantize_static options), compared in bench/bench_quant.py.
+# "vnni": u8 activations x s8 weights, the pair VNNI's vpdpbusd multiplies exactly. Without VNNI
+# (AVX2-only CPUs) ORT's u8 x s8 kernel sums pairs of products into int16, which saturates:
+# "avx2" quantises weights to 7 bits (reduce_range) so the pair sums cannot overflow.
+RECIPES: dict[str, dict] = {
+    "vnni": {"weight_type": "QInt8", "reduce_range": False, "per_channel": True, "exclude": ()},
+    "avx2": {"weight_type": "QInt8", "reduce_range": True, "per_channel": True, "exclude": ()},
+    # Candidates the benchmark weighs against those two:
+    "u8u8": {"weight_type": "QUInt8", "reduce_range": False, "per_channel": True, "exclude": ()},
+    "per-tensor": {"weight_type": "QInt8", "reduce_range": False, "per_channel": False, "exclude": ()},
+    "vnni, fp32 stem/head": {"weight_type": "QInt8", "reduce_range": False, "per_channel": True,
+                             "exclude": ("stem", "head")},
+    "vnni, fp32 project convs": {"weight_type": "QInt8", "reduce_range": False, "per_channel": True,
+                                 "exclude": ("stem", "head", "project")},
+}
+DEFAULT_RECIPE = "vnni"
+# Flags under which ORT's u8 x s8 dot products are exact: x86 VNNI/AMX, Arm's dot-product instructions.
+EXACT_INT8_FEATURES = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
+
+# The CPU flags of SageMaker's ml.* instance families (as runtimes.CPU_FEATURES names them), for
+# quantising for the instance an artifact is packaged for rather than for the packaging machine.
+# ml.m5/c5/r5/t3 run on Skylake-SP (no VNNI) or Cascade Lake (VNNI) hosts: only what both have.
+INSTANCE_CPU_FEATURES: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("t2", "m4", "c4"), ("avx2", "fma")),  # Haswell/Broadwell
+    **dict.fromkeys(("t3", "m5", "m5d", "c5", "c5d", "c5n", "r5", "r5d"), ("avx2", "fma", "avx512f", "avx512bw", "avx512vl")),
+    **dict.fromkeys(("m6i", "m6id", "c6i", "c6id", "r6i", "r6id"),  # Ice Lake
+                    ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni")),
+    **dict.fromkeys(("m7i", "m7i-flex", "c7i", "r7i"),  # Sapphire Rapids
+                    ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
+                     "amx_tile", "amx_int8", "amx_bf16")),
+    **dict.fromkeys(("c6g", "c6gn", "m6g", "r6g"), ("asimd", "asimddp")),  # Graviton2
+    **dict.fromkeys(("c7g", "c7gn", "m7g", "r7g"), ("asimd", "asimddp", "sve", "i8mm")),  # Graviton3
+}
+
+
+def instance_cpu_features(instance_type: str) -> tuple[str, ...] | None:
+    """The CPU flags of ``ml.FAMILY.SIZE``'s family, or None for a family not in the table."""
+    parts = instance_type.split(".")
+    return INSTANCE_CPU_FEATURES.get(parts[1]) if len(parts) == 3 and parts[0] == "ml" else None
+
+
+def recipe_for(cpu_features: Sequence[str]) -> str:
+    """The recipe for a CPU with these flags: "vnni" where u8 x s8 products are exact, else "avx2"."""
+    return "vnni" if set(cpu_features) & set(EXACT_INT8_FEATURES) else "avx2"
+
+
+def _excluded_nodes(model_path: Path, parts: Sequence[str]) -> list[str]:
+    """Names of the nodes a recipe keeps in fp32: "stem" (the first conv), "head" (the last conv and
+    the classifier), "project" (every 1x1 linear-bottleneck conv: its output feeds a residual Add or
+    the next block without an activation, so its outliers are not clipped)."""
+    import onnx
+
+    graph = onnx.load(str(model_path)).graph
+    convs = [node for node in graph.node if node.op_type == "Conv"]
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    names: list[str] = []
+    if "stem" in parts and convs:
+        names.append(convs[0].name)
+    if "head" in parts:
+        names += [convs[-1].name] if convs else []
+        names += [node.name for node in graph.node if node.op_type in ("Gemm", "MatMul")]
+    if "project" in parts:
+        for node in convs[1:-1]:
+            following = consumers.get(node.output[0], [])
+            if following and not any(n.op_type in ("Clip", "Relu") for n in following):
+                names.append(node.name)
+    return sorted(set(names))
+
+
+def quantize_int8(fp32_path: Path, output_path: Path, calibration_batch: np.ndarray, recipe: str = DEFAULT_RECIPE) -> dict:
+    """Static QDQ INT8 with ``RECIPES[recipe]``; returns the record for ``runtime_info.quantization``."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    if recipe not in RECIPES:
+        raise OptimizeError(f"unknown quantisation recipe {recipe!r}; choose one of: {', '.join(RECIPES)}")
+    options = RECIPES[recipe]
     with tempfile.TemporaryDirectory(prefix="dogbreed-quant-") as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         # Shape inference plus ORT's basic graph optimisations (conv+batch-norm folding) first, so
         # per-channel scales are computed on the folded weights.
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=False)
+        excluded = _excluded_nodes(prepared, options["exclude"])
         quantize_static(
             str(prepared),
             str(output_path),
             _BatchReader(calibration_batch),
             quant_format=QuantFormat.QDQ,
-            per_channel=True,
+            per_channel=options["per_channel"],
+            reduce_range=options["reduce_range"],
             activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
+            weight_type=getattr(QuantType, options["weight_type"]),
             calibrate_method=CalibrationMethod.MinMax,
-            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+            nodes_to_exclude=excluded,
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": options["weight_type"] == "QInt8"},
         )
+    weights = "int8, symmetric" if options["weight_type"] == "QInt8" else "uint8, asymmetric"
+    return {
+        "format": "QDQ",
+        "recipe": recipe,
+        "weights": f"{weights}, per {'channel' if options['per_channel'] else 'tensor'}"
+                   + (", 7-bit range (reduce_range)" if options["reduce_range"] else ""),
+        "activations": "uint8, per tensor, calibrated (min/max)",
+        "fp32_nodes": len(excluded),
+        "calibration_images": len(calibration_batch),
+    }
 
 
 def agreement(model: nn.Module, onnx_path: Path, metadata: dict, batch: np.ndarray) -> dict:
