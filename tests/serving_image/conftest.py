@@ -145,6 +145,7 @@ class RealEndpoint:
             "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
             "HOME": str(workdir),
             "LANG": "C.UTF-8",
+            "TMPDIR": str(workdir),  # TorchServe's pid file: refuses to start while another's exists
             "SAGEMAKER_BASE_DIR": str(self.base),  # the toolkit's /opt/ml
             "SAGEMAKER_PROGRAM": "inference.py",
             "SAGEMAKER_BIND_TO_PORT": str(self.port),

@@ -7,6 +7,7 @@ what the image already has must satisfy the rest, which is what the test checks)
 """
 
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -29,7 +30,9 @@ with tarfile.open(bundle) as tar:
     requirements = tar.extractfile("requirements.txt").read().decode()
 (out / "requirements.txt").write_text(requirements)
 platforms = [arg for minor in range(17, 36) for arg in ("--platform", f"manylinux_2_{minor}_x86_64")]
+# Exactly the bundle's pins: not this env's constraints (the image's versions), which the job's pip does not see.
+env = {key: value for key, value in os.environ.items() if key != "PIP_CONSTRAINT"}
 done = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
                        "--implementation", "cp", "--python-version", "3.12", *platforms, "--platform", "manylinux2014_x86_64",
-                       "--platform", "linux_x86_64", "--dest", str(out / "wheels"), "-r", str(out / "requirements.txt")])
+                       "--platform", "linux_x86_64", "--dest", str(out / "wheels"), "-r", str(out / "requirements.txt")], env=env)
 sys.exit(done.returncode)
