@@ -28,7 +28,7 @@ STACK     := $(PYTHON) scripts/localstack.py --run-dir $(RUN_DIR) --host $(HOST)
 API_URL   := http://$(HOST):$(API_PORT)
 
 .PHONY: help test lint test-client test-lambda test-trainer test-terraform test-e2e test-images stack-env model \
-        up down status logs demo demo-train lambda-zip trainer-wheel bench lock clean
+        up down status logs demo demo-train lambda-zip trainer-wheel bench fuzz lock clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -123,6 +123,9 @@ bench: stack-env ## run the benchmarks; results land in bench/results/
 	$(TRAINER_BIN)/python bench/bench_starter.py
 	$(TRAINER_BIN)/python bench/bench_cli.py
 	$(LAMBDA_BIN)/python bench/bench_lambda.py
+
+fuzz: stack-env ## longer Hypothesis fuzzing of every parser and decoder (FUZZ_FACTOR=20); results in bench/results/fuzz.md
+	$(PYTHON) bench/fuzz_report.py --factor $(or $(FUZZ_FACTOR),20)
 
 lock: $(TOX) ## re-pin requirements/constraints.txt from the current tox environments
 	$(PYTHON) scripts/lock.py

@@ -152,3 +152,56 @@ def test_a_full_queue_answers_server_busy(model):
 
     error = run(scenario())
     assert (error.code, error.status) == ("server_busy", 503)
+
+
+class StallingRuntime:
+    """Wraps a runtime; its first forward pass blocks until ``release`` is set (a stalled model)."""
+
+    def __init__(self, runtime):
+        import threading
+
+        self.runtime = runtime
+        self.name = runtime.name
+        self.release = threading.Event()
+        self.sizes: list[int] = []
+
+    def predict_proba(self, batch):
+        self.sizes.append(len(batch))
+        if len(self.sizes) == 1:
+            assert self.release.wait(30), "never released"
+        return self.runtime.predict_proba(batch)
+
+
+@pytest.mark.parametrize("first_goes", ["direct", "queued"])
+def test_work_whose_caller_gave_up_during_a_stall_is_dropped_not_run(model, monkeypatch, first_goes):
+    from dogbreed.serving.handlers import predict_many
+
+    stalling = StallingRuntime(model.runtime)
+    monkeypatch.setattr(model, "runtime", stalling)
+    first, *abandoned = requests_for(model, 4)
+
+    async def scenario():
+        batcher = MicroBatcher(model, max_batch_size=8, max_wait_s=0.005, max_queue=64)
+        batcher.start()
+        if first_goes == "direct":
+            stalled = asyncio.ensure_future(batcher.run_direct(predict_many, model, [first]))
+        else:
+            stalled = asyncio.ensure_future(batcher.predict(first))
+        while not stalling.sizes:  # the stalled forward pass has started
+            await asyncio.sleep(0.005)
+        waiting = [asyncio.ensure_future(batcher.predict(r)) for r in abandoned]
+        await asyncio.sleep(0.05)
+        for task in waiting:  # their clients disconnect, or their deadline passes (wait_for cancels them)
+            task.cancel()
+        await asyncio.sleep(0.05)
+        stalling.release.set()
+        await stalled
+        await asyncio.gather(*waiting, return_exceptions=True)
+        later = await batcher.predict(requests_for(model, 1)[0])  # the server works on
+        await batcher.stop()
+        return batcher, later
+
+    batcher, later = run(scenario())
+    assert stalling.sizes == [1, 1]  # the stalled pass and the later request: nothing abandoned ran
+    assert batcher.dropped == 3
+    assert len(later.breed_probs) == 1

@@ -302,3 +302,42 @@ def test_serve_command_exits_when_the_model_cannot_load(tmp_path):
     assert result.returncode == 1
     assert "Error: could not load the model:" in result.stderr
     assert "not a readable model.tar.gz" in result.stderr
+
+
+def test_requests_whose_clients_gave_up_during_a_stall_are_not_run(endpoint, monkeypatch):
+    class StallingRuntime:
+        name = "stalling"
+
+        def __init__(self, runtime):
+            self.runtime = runtime
+            self.release = threading.Event()
+            self.calls = 0
+
+        def predict_proba(self, batch):
+            self.calls += 1
+            if self.calls == 1:
+                assert self.release.wait(30), "never released"
+            return self.runtime.predict_proba(batch)
+
+    model = endpoint.model_server.model
+    batcher = endpoint.model_server.batcher
+    stalling = StallingRuntime(model.runtime)
+    monkeypatch.setattr(model, "runtime", stalling)
+    dropped_before = batcher.dropped
+
+    def give_up(seed: int) -> None:
+        with pytest.raises(requests.exceptions.ReadTimeout):  # the client gives up and closes the connection
+            requests.post(f"{endpoint.url}/invocations", data=jpeg(seed), headers={"Content-Type": "image/jpeg"},
+                          timeout=(5, 0.5))
+
+    give_up(0)  # stalls the model
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(give_up, range(1, 5)))  # queued behind the stall, then abandoned
+    stalling.release.set()
+    deadline = time.monotonic() + 30
+    while batcher.dropped < dropped_before + 4 or not batcher.idle():
+        assert time.monotonic() < deadline, (batcher.dropped, stalling.calls)
+        time.sleep(0.02)
+    assert stalling.calls == 1  # only the pass that was already running when its client left
+    ok = requests.post(f"{endpoint.url}/invocations", data=jpeg(), headers={"Content-Type": "image/jpeg"}, timeout=30)
+    assert ok.status_code == 200 and stalling.calls == 2

@@ -130,7 +130,8 @@ variable "stage_name" {
 variable "binary_media_types" {
   description = "Content types API Gateway passes to the function as binary (base64) bodies."
   type        = list(string)
-  default     = ["image/*", "application/octet-stream"]
+  # The raw image types POST /predict accepts: services/inference_lambda/src/inference_lambda/media_types.json (a test checks they match).
+  default = ["image/jpeg", "image/jpg", "image/png", "image/webp", "application/octet-stream", "application/x-image"]
 }
 
 variable "throttling_rate_limit" {

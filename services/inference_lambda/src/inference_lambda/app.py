@@ -1,4 +1,4 @@
-"""The Lambda function behind API Gateway (REST API, Lambda proxy integration, payload format v1).
+"""The Lambda function behind API Gateway: a REST API (payload format 1.0) or an HTTP API (format 2.0).
 
 Handler: `inference_lambda.app.handler`. Logger, metrics, resolver and the SageMaker runtime client live at
 module level so one execution environment reuses them across invocations. The client is a plain
@@ -13,7 +13,7 @@ import json
 import os
 import time
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
@@ -280,7 +280,85 @@ def _error_response(error: ApiError) -> Response:
     return _json_response(error.status, body, extra_headers=error.headers)
 
 
+# -- payload formats: one router for REST (1.0) and HTTP API (2.0) events ----------------------------------
+
+
+def _is_http_api_event(event: Any) -> bool:
+    return isinstance(event, dict) and event.get("version") == "2.0" and "httpMethod" not in event
+
+
+def _route_path(path: str, resource: str | None = None) -> str:
+    """The route a request path names, behind a stage or a custom domain's base path mapping."""
+    if path in ROUTE_METHODS:
+        return path
+    if resource in ROUTE_METHODS:
+        # REST API: `resource` is the route without the base path (`/dogs/predict` -> `/predict`).
+        return resource
+    for base in settings.api_base_paths:
+        if path.startswith(base + "/") and path[len(base) :] in ROUTE_METHODS:
+            return path[len(base) :]
+    return path
+
+
+def rest_event_from_http_api(event: dict[str, Any]) -> dict[str, Any]:
+    """An HTTP API (payload format 2.0) event as the REST (1.0) event the router reads.
+
+    2.0 joins repeated headers and query parameters with commas and has no multi-value maps; the stage is in
+    rawPath unless it is `$default`; routeKey is `METHOD /path` for an explicit route, `$default` otherwise.
+    """
+    context = event.get("requestContext") or {}
+    http = context.get("http") or {}
+    method = str(http.get("method") or "GET").upper()
+    path = str(event.get("rawPath") or http.get("path") or "/")
+    stage = context.get("stage")
+    if stage and stage != "$default" and path.startswith(f"/{stage}/"):
+        path = path[len(stage) + 1 :]
+    route_key = str(event.get("routeKey") or "$default")
+    resource = route_key.split(" ", 1)[1] if " " in route_key else None
+    headers = {str(k): str(v) for k, v in (event.get("headers") or {}).items()}
+    query = parse_qs(str(event.get("rawQueryString") or ""), keep_blank_values=True)
+    return {
+        "resource": resource or path,
+        "path": _route_path(path, resource),
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {name: [value] for name, value in headers.items()},
+        "queryStringParameters": {name: values[-1] for name, values in query.items()} or None,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": event.get("pathParameters"),
+        "stageVariables": event.get("stageVariables"),
+        "requestContext": {
+            "requestId": context.get("requestId"),
+            "stage": stage,
+            "httpMethod": method,
+            "path": path,
+            "identity": {"sourceIp": http.get("sourceIp"), "userAgent": http.get("userAgent")},
+        },
+        "body": event.get("body"),
+        "isBase64Encoded": bool(event.get("isBase64Encoded")),
+    }
+
+
+def http_api_response(response: dict[str, Any]) -> dict[str, Any]:
+    """A REST proxy result as a format 2.0 one: 2.0 has no multiValueHeaders (repeated values are joined)."""
+    headers = dict(response.get("headers") or {})
+    for name, values in (response.get("multiValueHeaders") or {}).items():
+        if str(name).lower() == "set-cookie":
+            continue
+        headers[name] = ", ".join(str(v) for v in values)
+    result = {key: value for key, value in response.items() if key not in ("multiValueHeaders", "headers")}
+    result["headers"] = headers
+    cookies = (response.get("multiValueHeaders") or {}).get("Set-Cookie")
+    if cookies:
+        result["cookies"] = list(cookies)
+    return result
+
+
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if _is_http_api_event(event):
+        return http_api_response(app.resolve(rest_event_from_http_api(event), context))
+    if isinstance(event, dict) and isinstance(event.get("path"), str):
+        event = {**event, "path": _route_path(event["path"], event.get("resource"))}
     return app.resolve(event, context)

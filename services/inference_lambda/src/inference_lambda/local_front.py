@@ -38,7 +38,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-DEFAULT_BINARY_MEDIA_TYPES = ("image/*", "application/octet-stream")
+from .predict_request import BINARY_MEDIA_TYPES
+
+# The API's binary media types are the accepted raw image types (media_types.json), as in Terraform.
+DEFAULT_BINARY_MEDIA_TYPES = BINARY_MEDIA_TYPES
 # API Gateway refuses requests over 10 MB; Lambda refuses synchronous events over 6 MB.
 API_GATEWAY_MAX_REQUEST_BYTES = 10 * 1024 * 1024
 LAMBDA_MAX_EVENT_BYTES = 6 * 1024 * 1024

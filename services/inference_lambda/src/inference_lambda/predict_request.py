@@ -13,17 +13,25 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 from .errors import ApiError
 from .images import check_image, decode_base64_image
 
-RAW_IMAGE_TYPES = frozenset(
-    {"image/jpeg", "image/jpg", "image/png", "image/webp", "application/octet-stream", "application/x-image"}
-)
-JSON_TYPES = frozenset({"application/json"})
+# One list, shared with the API's binary media types (dogapi-local and Terraform): a raw type that API
+# Gateway did not treat as binary would arrive mangled as UTF-8 text.
+_MEDIA_TYPES = json.loads(resources.files(__package__).joinpath("media_types.json").read_text(encoding="utf-8"))
+RAW_IMAGE_TYPES = frozenset(_MEDIA_TYPES["image"])
+BINARY_MEDIA_TYPES = tuple(_MEDIA_TYPES["image"])
+JSON_TYPES = frozenset(_MEDIA_TYPES["json"])
+# top_k as text (query string): ASCII decimal digits only, optional "+", surrounding blanks. The same grammar
+# as the endpoint's (dogbreed.serving.decoding.TOP_K_TEXT; a test checks they agree). A few digits at most,
+# so int() never sees "²", "1_0" or a 5000-digit number.
+TOP_K_TEXT = re.compile(r"[ \t]*\+?([0-9]{1,6})[ \t]*", re.ASCII)
 _JSON_FIELDS = frozenset({"image", "images", "url", "top_k"})
 
 
@@ -51,13 +59,18 @@ def media_type(content_type: str | None) -> str:
 def body_bytes(body: str | None, is_base64_encoded: bool) -> bytes:
     if body is None:
         return b""
+    if not isinstance(body, str):
+        raise ApiError("invalid_request", "The request body could not be decoded.")
     if is_base64_encoded:
         try:
             return base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
             # API Gateway itself produced this encoding, so a failure means a malformed event.
             raise ApiError("invalid_request", "The request body could not be decoded.") from None
-    return body.encode("utf-8")
+    try:
+        return body.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates (from "\ud800" escapes in the event): not text
+        raise ApiError("invalid_request", "The request body is not valid UTF-8 text.") from None
 
 
 def parse_predict_request(
@@ -91,6 +104,9 @@ def _parse_json(raw: bytes) -> Any:
         raise ApiError("invalid_json", "The request body is empty; expected a JSON object.")
     try:
         return json.loads(raw)
+    except RecursionError:
+        # json's C scanner recurses once per nesting level: about 1000 levels exhaust the stack.
+        raise ApiError("invalid_json", "The request body is nested too deeply to be a prediction request.") from None
     except (ValueError, UnicodeDecodeError) as exc:
         where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
         raise ApiError("invalid_json", f"The request body is not valid JSON{where}.") from None
@@ -150,12 +166,19 @@ def _query_top_k(values: list[str] | None, limits: Limits) -> int:
         return limits.default_top_k
     if len(values) > 1:
         raise ApiError("invalid_parameter", "top_k is given more than once in the query string.")
-    text = values[0].strip()
-    if not text.lstrip("+-").isdigit():
-        raise ApiError(
-            "invalid_parameter", f"top_k must be an integer from 1 to {limits.max_top_k}, got {values[0]!r}."
-        )
-    return _check_top_k(int(text), limits)
+    return parse_top_k_text(values[0], max_top_k=limits.max_top_k)
+
+
+def parse_top_k_text(text: object, *, max_top_k: int) -> int:
+    """The one parser of top_k given as text: a plain ASCII integer from 1 to max_top_k, or invalid_parameter."""
+    match = TOP_K_TEXT.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        shown = repr(text) if isinstance(text, str) and len(text) <= 20 else "a value that is not one"
+        raise ApiError("invalid_parameter", f"top_k must be an integer from 1 to {max_top_k}, got {shown}.")
+    value = int(match.group(1))
+    if not 1 <= value <= max_top_k:
+        raise ApiError("invalid_parameter", f"top_k must be from 1 to {max_top_k}, got {value}.")
+    return value
 
 
 def _check_top_k(value: Any, limits: Limits) -> int:
@@ -166,7 +189,8 @@ def _check_top_k(value: Any, limits: Limits) -> int:
         else:
             raise ApiError("invalid_parameter", f"top_k must be an integer from 1 to {limits.max_top_k}.")
     if not 1 <= value <= limits.max_top_k:
-        raise ApiError("invalid_parameter", f"top_k must be from 1 to {limits.max_top_k}, got {value}.")
+        shown = value if abs(value) < 10**6 else "a larger number"  # {"top_k": 1e300} is 301 digits
+        raise ApiError("invalid_parameter", f"top_k must be from 1 to {limits.max_top_k}, got {shown}.")
     return value
 
 

@@ -40,6 +40,8 @@ class Settings:
     url_fetch_timeout_seconds: float = 3.0
     url_max_redirects: int = 3
     url_allowed_ports: tuple[int, ...] = (443, 80)
+    # Base paths of custom-domain mappings (`/dogs`) that HTTP API events keep in rawPath.
+    api_base_paths: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -60,6 +62,7 @@ class Settings:
             default_top_k=reader.integer("DEFAULT_TOP_K", cls.default_top_k, minimum=1),
             max_top_k=reader.integer("MAX_TOP_K", cls.max_top_k, minimum=1),
             allowed_origins=reader.text_list("ALLOWED_ORIGINS"),
+            api_base_paths=tuple("/" + p.strip("/") for p in reader.text_list("API_BASE_PATHS") if p.strip("/")),
             allow_http_urls=reader.boolean("ALLOW_HTTP_URLS", cls.allow_http_urls),
             url_fetch_timeout_seconds=reader.number("URL_FETCH_TIMEOUT_SECONDS", cls.url_fetch_timeout_seconds),
             url_max_redirects=reader.integer("URL_MAX_REDIRECTS", cls.url_max_redirects, minimum=0),

@@ -35,8 +35,10 @@ from .serving.loading import (
     FORMAT_VERSION,
     METADATA_FILE,
     TARBALL_NAME,
+    WEIGHTS_DIGEST_KEY,
     WEIGHTS_FILE,
     ArtifactError,
+    file_sha256,
     load_model,
     validate_metadata,
 )
@@ -282,6 +284,7 @@ def _assemble(model: nn.Module, metadata: dict, staging: Path, runtime: str, cal
               serving_target: dict | None = None, min_agreement: float | None = None) -> dict:
     state_dict = portable_state_dict(model)
     torch.save(state_dict, staging / WEIGHTS_FILE)
+    metadata[WEIGHTS_DIGEST_KEY] = file_sha256(staging / WEIGHTS_FILE)  # checked by load_model
     vendored = _write_code(staging / "code", runtime, serving_target)
     if vendored:
         metadata["serving_target"] = vendored
@@ -478,6 +481,11 @@ def model_from_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
     checkpoint = _torch_load(checkpoint_path, "training checkpoint")
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict):
         raise ArtifactError(f"{checkpoint_path}: not a checkpoint written by dogbreed train (no 'model' state dict)")
+    from .train import DIGEST_KEY, state_digest  # here: train imports this module
+
+    expected = checkpoint.pop(DIGEST_KEY, None)
+    if expected is not None and state_digest(checkpoint) != expected:
+        raise ArtifactError(f"{checkpoint_path}: damaged: its content does not match the sha256 stored in it")
     args = checkpoint.get("args") or {}
     args = dict(vars(args) if isinstance(args, argparse.Namespace) else args)
     backbone = args.get("backbone")

@@ -66,6 +66,33 @@ class _Job:
     enqueued: float = field(default_factory=time.perf_counter)
 
 
+class ClientGone(Exception):
+    """The caller closed its connection: its work is dropped, nobody would read the answer."""
+
+
+async def _client_disconnected(request) -> None:
+    """Returns once the client has closed the connection (called after the body has been read)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def _unless_client_gone(awaitable, gone: asyncio.Future):
+    """``await awaitable``, cancelled (so a queued job is skipped, a queued decode never starts) when the
+    client disconnects first: a backlog of abandoned requests must not delay the live ones."""
+    work = asyncio.ensure_future(awaitable)
+    try:
+        done, _ = await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        work.cancel()
+        raise
+    if work in done:
+        return work.result()
+    work.cancel()
+    raise ClientGone
+
+
 class MicroBatcher:
     """Gathers decoded requests into batches for one inference thread."""
 
@@ -75,15 +102,37 @@ class MicroBatcher:
         self.max_wait_s = max(0.0, max_wait_s)
         self.max_queue = max_queue
         self.decoding = 0  # requests accepted and still being decoded: worth waiting for
-        self.running = 0  # forward passes (or direct requests) in the inference thread now
+        # Forward passes (or direct requests) handed to the inference thread and not finished there: counted
+        # down by the thread itself, so a call whose caller gave up still counts while it runs.
+        self.running = 0
+        self._holding = False  # the batching loop has taken jobs off the queue and not yet handed them over
         self.batches = 0
         self.images = 0
+        self.dropped = 0  # jobs skipped because their caller left or their deadline passed
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="inference")
         self._task: asyncio.Task | None = None
+        self._thread_free: asyncio.Event | None = None
 
     def start(self) -> None:
+        self._thread_free = asyncio.Event()
+        self._thread_free.set()
         self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def _submit(self, function, *args) -> asyncio.Future:
+        """Run ``function`` in the inference thread. Cancelling the returned future drops it if it has not
+        started; the thread's own completion (not the caller's) marks the thread free again."""
+        loop = asyncio.get_running_loop()
+        self.running += 1
+        self._thread_free.clear()
+        done = self._executor.submit(function, *args)
+        done.add_done_callback(lambda _: _call_soon(loop, self._thread_done))
+        return asyncio.wrap_future(done, loop=loop)
+
+    def _thread_done(self) -> None:
+        self.running -= 1
+        if self.running == 0:
+            self._thread_free.set()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -96,16 +145,12 @@ class MicroBatcher:
 
     def idle(self) -> bool:
         """Nothing queued, decoding or running: a new request can skip the queue."""
-        return self.running == 0 and self.decoding == 0 and self._queue.empty()
+        return self.running == 0 and self.decoding == 0 and self._queue.empty() and not self._holding
 
     async def run_direct(self, function, *args):
         """Run ``function`` (decode and predict one request) in the inference thread itself: when the
         server is idle this saves two thread hand-offs, which on a busy machine cost milliseconds."""
-        self.running += 1
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
-        finally:
-            self.running -= 1
+        return await self._submit(function, *args)
 
     async def predict(self, request):
         if self._queue.qsize() >= self.max_queue:
@@ -114,10 +159,10 @@ class MicroBatcher:
         self._queue.put_nowait(job)
         return await job.future
 
-    async def _gather(self) -> list[_Job]:
+    async def _gather(self, first: _Job) -> list[_Job]:
         loop = asyncio.get_running_loop()
-        jobs = [await self._queue.get()]
-        size = len(jobs[0].request.batch)
+        jobs = [first]
+        size = len(first.request.batch)
         deadline = loop.time() + self.max_wait_s
         while size < self.max_batch_size:
             try:
@@ -132,33 +177,45 @@ class MicroBatcher:
                     break
             jobs.append(job)
             size += len(job.request.batch)
-        return [job for job in jobs if not job.future.done()]  # skip timed-out requests
+        live = [job for job in jobs if not job.future.done()]  # cancelled: timed out, or the client left
+        self.dropped += len(jobs) - len(live)
+        return live
 
     async def _run(self) -> None:
         from .serving.handlers import predict_many
 
-        loop = asyncio.get_running_loop()
         while True:
-            jobs = await self._gather()
-            if not jobs:
-                continue
-            self.running += 1
+            first = await self._queue.get()
+            self._holding = True
             try:
-                predictions = await loop.run_in_executor(
-                    self._executor, predict_many, self.model, [job.request for job in jobs]
-                )
+                # Choose the batch only once the thread is free: jobs whose caller left or whose deadline
+                # passed while it was busy (a stall) are then dropped instead of run.
+                await self._thread_free.wait()
+                jobs = await self._gather(first)
+                if not jobs:
+                    continue
+                work = self._submit(predict_many, self.model, [job.request for job in jobs])
+            finally:
+                self._holding = False
+            try:
+                predictions = await work
             except Exception as exc:  # noqa: BLE001 - ServingError, or a bug: fail these requests, keep serving
                 for job in jobs:
                     if not job.future.done():
                         job.future.set_exception(exc)
                 continue
-            finally:
-                self.running -= 1
             self.batches += 1
             self.images += sum(len(job.request.batch) for job in jobs)
             for job, prediction in zip(jobs, predictions, strict=False):
                 if not job.future.done():
                     job.future.set_result(prediction)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback) -> None:
+    try:
+        loop.call_soon_threadsafe(callback)
+    except RuntimeError:  # the loop is closed: the server is shutting down
+        pass
 
 
 class ModelServer:
@@ -290,6 +347,10 @@ class ModelServer:
         except ServingError as exc:
             request.state.error_code = exc.code
             return exc.status, _dumps(exc.to_dict())
+        except ClientGone:
+            # Nobody reads this answer; the status is for the access log (nginx's "client closed request").
+            request.state.error_code = "client_disconnected"
+            return 499, _dumps(error_body("request_timeout", "The client closed the connection."))
         except TimeoutError:
             request.state.error_code = "request_timeout"
             detail = f"The request took longer than {self.config.request_timeout:g} s."
@@ -300,32 +361,39 @@ class ModelServer:
             return 500, _dumps(error_body("internal_error", "The server failed to handle this request."))
 
     async def _predict(self, request) -> bytes:
-        from .serving.handlers import check_accept, decode_request, render
+        from .serving.handlers import check_accept
 
         if not self.loaded.is_set():
             raise ServingError("model_not_loaded", "The model is still loading; retry when /ping answers 200.")
         check_accept(request.headers.get("accept"))
         body = await _read_body(request, self.config.max_body_bytes)
         content_type, attributes = request.headers.get("content-type"), request.headers.get(CUSTOM_ATTRIBUTES)
+        gone = asyncio.ensure_future(_client_disconnected(request))
+        try:
+            return await self._predict_body(request, body, content_type, attributes, gone)
+        finally:
+            gone.cancel()
+
+    async def _predict_body(self, request, body: bytes, content_type, attributes, gone) -> bytes:
+        from .serving.handlers import decode_request, render
+
         if self.batcher.idle():
-            prediction = await self.batcher.run_direct(_decode_and_predict, self.model, body, content_type, attributes)
+            prediction = await _unless_client_gone(
+                self.batcher.run_direct(_decode_and_predict, self.model, body, content_type, attributes), gone
+            )
             request.state.images = len(prediction.breed_probs)
             return _dumps(render(prediction))
         loop = asyncio.get_running_loop()
         self.batcher.decoding += 1
         try:
-            decoded = await loop.run_in_executor(
-                self.decode_pool,
-                decode_request,
-                self.model,
-                body,
-                content_type,
-                attributes,
+            decoded = await _unless_client_gone(
+                loop.run_in_executor(self.decode_pool, decode_request, self.model, body, content_type, attributes),
+                gone,
             )
         finally:
             self.batcher.decoding -= 1
         request.state.images = len(decoded.batch)
-        prediction = await self.batcher.predict(decoded)
+        prediction = await _unless_client_gone(self.batcher.predict(decoded), gone)
         return _dumps(render(prediction))
 
     async def _http_error(self, request, exc):

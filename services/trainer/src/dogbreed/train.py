@@ -23,6 +23,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import sys
 import tarfile
 import tempfile
@@ -107,6 +108,58 @@ USER_ERRORS = (ConfigError, DataError, WeightsError, UnknownBackboneError, Launc
 
 class StorageError(OSError):
     """A checkpoint or cache file could not be written (disk full, quota, read-only); earlier files are intact."""
+
+
+class DamagedCheckpointError(Exception):
+    """No intact checkpoint to resume from: every candidate fails its digest or cannot be read (exit 1)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (SageMaker stopping a job or a Spot interruption, `docker stop`, systemd): handled like Ctrl-C,
+    so the same clean-up runs (atomic_save removes its temporary file) and the same line is printed."""
+
+
+# SIGTERM is deferred while a checkpoint is being written (a safe point is its end, not its middle): a few
+# seconds later the epoch's checkpoint is complete and --resume loses only the epoch in progress.
+_defer_depth = 0
+_deferred_signal: int | None = None
+
+
+def _on_sigterm(signum, frame) -> None:
+    global _deferred_signal
+    if _defer_depth:
+        _deferred_signal = signum
+        return
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def _sigterm_deferred() -> Iterator[None]:
+    """Hold SIGTERM until the block is done, then act on it."""
+    global _defer_depth, _deferred_signal
+    _defer_depth += 1
+    try:
+        yield
+    finally:
+        _defer_depth -= 1
+    if _defer_depth == 0 and _deferred_signal is not None:
+        signum, _deferred_signal = _deferred_signal, None
+        raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Install the SIGTERM handler for the run (main thread only; elsewhere signals cannot be handled)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # --- arguments ------------------------------------------------------------------------------------
@@ -873,28 +926,85 @@ def list_checkpoints(directory: str | os.PathLike) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+DIGEST_KEY = "sha256"  # in each checkpoint: state_digest() of everything else in it
+
+
+def state_digest(obj) -> str:
+    """SHA-256 of a checkpoint's content (tensors' bytes, dtypes and shapes; every other value's repr).
+
+    torch.load does not check the zip records' CRCs, so bytes overwritten inside a tensor load without a
+    word; this digest, stored in the checkpoint and recomputed on load, catches that.
+    """
+    digest = hashlib.sha256()
+    _feed_digest(digest, obj)
+    return digest.hexdigest()
+
+
+def _feed_digest(digest, obj) -> None:
+    if isinstance(obj, torch.Tensor):
+        tensor = obj.detach().cpu().contiguous()
+        digest.update(f"T{tensor.dtype}{tuple(tensor.shape)}".encode())
+        if tensor.numel():
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    elif isinstance(obj, dict):
+        digest.update(b"{%d" % len(obj))
+        for key in sorted(obj, key=repr):
+            _feed_digest(digest, key)
+            _feed_digest(digest, obj[key])
+    elif isinstance(obj, (list, tuple)):  # a tuple may load back as a list: the same content
+        digest.update(b"[%d" % len(obj))
+        for item in obj:
+            _feed_digest(digest, item)
+    else:
+        digest.update(f"{type(obj).__name__}:{obj!r};".encode())
+
+
+def with_digest(checkpoint: dict) -> dict:
+    return {**checkpoint, DIGEST_KEY: state_digest(checkpoint)}
+
+
+def _read_checkpoint(path: Path) -> tuple[dict | None, str | None]:
+    """(checkpoint, None), or (None, why it cannot be used)."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 -- pickle and zip errors come in many types
+        return None, f"{exc.__class__.__name__}: {_first_line(exc)}"
+    if not isinstance(checkpoint, dict) or "model" not in checkpoint or "epoch" not in checkpoint:
+        return None, "not a checkpoint written by dogbreed train"
+    expected = checkpoint.pop(DIGEST_KEY, None)
+    # Checkpoints written before digests were stored have none: they load unchecked, as they always did.
+    if expected is not None and state_digest(checkpoint) != expected:
+        return None, "damaged: its content does not match the sha256 stored in it"
+    return checkpoint, None
+
+
 def load_checkpoint(resume: str, checkpoint_dir: Path) -> dict | None:
-    """The checkpoint to resume from: ``auto`` tries the newest first; None when there is none."""
+    """The checkpoint to resume from: ``auto`` tries the newest first and falls back to the newest intact one;
+    None when there is none at all. Raises DamagedCheckpointError when checkpoints exist but none is intact."""
     if resume == "auto":
-        for _, path in reversed(list_checkpoints(checkpoint_dir)):
-            try:
-                checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as exc:  # noqa: BLE001 -- a damaged file: fall back to the one before
-                logger.warning("cannot read checkpoint %s (%s); trying an older one", path, exc)
+        candidates = list_checkpoints(checkpoint_dir)
+        for _, path in reversed(candidates):
+            checkpoint, problem = _read_checkpoint(path)
+            if problem is not None:
+                logger.warning("cannot read checkpoint %s (%s); trying an older one", path, problem)
                 continue
             checkpoint["path"] = str(path)
             return checkpoint
+        if candidates:
+            raise DamagedCheckpointError(
+                f"no intact checkpoint in {checkpoint_dir}: all {len(candidates)} are damaged or unreadable; "
+                "move them away (or use another --checkpoint-dir) to start afresh"
+            )
         logger.info("no checkpoint in %s; starting from epoch 1", checkpoint_dir)
         return None
     path = Path(resume)
     if not path.is_file():
         raise ConfigError(f"checkpoint not found: {path}; --resume takes auto, none, or a checkpoint file")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        raise ConfigError(f"cannot read checkpoint {path}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
-    if not isinstance(checkpoint, dict) or "model" not in checkpoint or "epoch" not in checkpoint:
+    checkpoint, problem = _read_checkpoint(path)
+    if problem == "not a checkpoint written by dogbreed train":
         raise ConfigError(f"{path} is not a checkpoint written by dogbreed train")
+    if problem is not None:
+        raise DamagedCheckpointError(f"cannot read checkpoint {path}: {problem}")
     checkpoint["path"] = str(path)
     return checkpoint
 
@@ -1262,28 +1372,29 @@ def _run(args, dist_env: DistributedEnv, device: torch.device, *, on_epoch_end, 
             # The best weights travel inside the checkpoint, so a resume pairs them with the right best
             # epoch and loss whenever the run is killed; best-model.pth is a copy for people and
             # `dogbreed package`, written after the checkpoint so it is never newer than one.
-            atomic_save({
-                "model": model.state_dict(),
-                "best_model": None if best["epoch"] == epoch + 1 else best_state,
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict() if scaler is not None else None,
-                "epoch": epoch + 1,
-                "args": _json_safe(vars(args)),
-                "best": {**best, "val_loss": None if math.isinf(best["val_loss"]) else best["val_loss"]},
-                "bad_epochs": bad_epochs,
-                "stopped_early": stopped_early,
-                "history": history,
-                "warnings": warnings + ctx.warnings,
-                "class_folders": data.class_folders,
-                "classes": data.classes,
-                "rng": _rng_state(),
-                "dogbreed_version": __version__,
-            }, checkpoint_dir / f"checkpoint-epoch{epoch + 1:03d}.pth")
-            if improved:
-                atomic_save(best_state, checkpoint_dir / BEST_MODEL_NAME)
-            for _, old_path in list_checkpoints(checkpoint_dir)[: -args.keep_checkpoints]:
-                old_path.unlink(missing_ok=True)
+            with _sigterm_deferred():
+                atomic_save(with_digest({
+                    "model": model.state_dict(),
+                    "best_model": None if best["epoch"] == epoch + 1 else best_state,
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict() if scaler is not None else None,
+                    "epoch": epoch + 1,
+                    "args": _json_safe(vars(args)),
+                    "best": {**best, "val_loss": None if math.isinf(best["val_loss"]) else best["val_loss"]},
+                    "bad_epochs": bad_epochs,
+                    "stopped_early": stopped_early,
+                    "history": history,
+                    "warnings": warnings + ctx.warnings,
+                    "class_folders": data.class_folders,
+                    "classes": data.classes,
+                    "rng": _rng_state(),
+                    "dogbreed_version": __version__,
+                }), checkpoint_dir / f"checkpoint-epoch{epoch + 1:03d}.pth")
+                if improved:
+                    atomic_save(best_state, checkpoint_dir / BEST_MODEL_NAME)
+                for _, old_path in list_checkpoints(checkpoint_dir)[: -args.keep_checkpoints]:
+                    old_path.unlink(missing_ok=True)
             _atomic_write_text(output_dir / "history.json", json.dumps(_json_safe(history), indent=1) + "\n")
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, dict(record))
@@ -1459,15 +1570,20 @@ def cli_main(argv: Sequence[str] | None = None, prog: str = "dogbreed train") ->
     except SystemExit as exc:  # argparse: --help (0) or a bad argument (2, message already printed)
         return exc.code if isinstance(exc.code, int) else 2
     try:
-        main(args)
+        with _sigterm_as_interrupt():
+            main(args)
     except USER_ERRORS as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         record_failure(f"{prog}: error: {exc}")
         return 2
-    except StorageError as exc:
+    except (StorageError, DamagedCheckpointError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         record_failure(f"{prog}: error: {exc}")
         return 1
+    except Terminated:
+        print(f"{prog}: stopped by SIGTERM; the last completed epoch's checkpoint is kept "
+              "(resume with --resume auto)", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; the last completed epoch's checkpoint is kept (resume with --resume auto)", file=sys.stderr)
         return 130

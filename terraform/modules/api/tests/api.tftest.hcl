@@ -33,7 +33,7 @@ run "function_and_routes" {
   command = apply
 
   assert {
-    condition     = contains(aws_api_gateway_rest_api.this.binary_media_types, "image/*")
+    condition     = contains(aws_api_gateway_rest_api.this.binary_media_types, "image/jpeg")
     error_message = "Image bodies must reach the function as binary."
   }
 

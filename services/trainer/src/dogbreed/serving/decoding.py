@@ -64,15 +64,33 @@ def parse_custom_attributes(header: str | None) -> dict[str, str]:
     return attributes
 
 
+# top_k as text: ASCII decimal digits only, optional "+", surrounding blanks; the API's grammar too
+# (inference_lambda.predict_request.TOP_K_TEXT, tested to agree). \d would also take "١" or "²".
+TOP_K_TEXT = re.compile(r"[ \t]*\+?([0-9]{1,6})[ \t]*", re.ASCII)
+
+
 def parse_top_k(value: object, source: str) -> int:
     """A ``top_k`` from JSON (int) or a header (str), bounded to 1..MAX_TOP_K."""
-    if isinstance(value, str) and re.fullmatch(r"\s*[+]?\d{1,6}\s*", value):
-        value = int(value)
+    if isinstance(value, str):
+        match = TOP_K_TEXT.fullmatch(value)
+        if match:
+            value = int(match.group(1))
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_TOP_K:
         raise ServingError(
-            "invalid_parameter", f"top_k in the {source} must be an integer from 1 to {MAX_TOP_K}, got {value!r}."
+            "invalid_parameter",
+            f"top_k in the {source} must be an integer from 1 to {MAX_TOP_K}, got {_shown(value)}.",
         )
     return value
+
+
+def _shown(value: object) -> str:
+    """A short rendering of a client's value for a message: never a deep or huge repr."""
+    if isinstance(value, (list, dict)):
+        return f"a JSON {'array' if isinstance(value, list) else 'object'}"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**12:
+        return "a very large number"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def check_body_size(body: bytes | str, limit: int = MAX_BODY_BYTES) -> None:
@@ -93,7 +111,10 @@ def split_request(
         top_k = parse_top_k(header_top_k, "CustomAttributes header")
     if kind in IMAGE_CONTENT_TYPES:
         if isinstance(body, str):  # only if a caller decoded it; images are bytes
-            body = body.encode("latin-1", errors="strict")
+            try:
+                body = body.encode("latin-1", errors="strict")
+            except UnicodeEncodeError:
+                raise ServingError("invalid_image", "The body is text, not an image's bytes.") from None
         if not body:
             raise ServingError("invalid_image", "The body is empty; send the image's bytes.")
         return [("The body", bytes(body))], top_k, False
@@ -109,6 +130,9 @@ def split_request(
 def _split_json(body: bytes | str, top_k: int) -> tuple[list[tuple[str, bytes]], int, bool]:
     try:
         document = json.loads(body)
+    except RecursionError:
+        # json's scanner recurses once per nesting level: about 1000 levels exhaust the stack.
+        raise ServingError("invalid_json", "The body is nested too deeply to be a prediction request.") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ServingError("invalid_json", f"The body is not valid JSON ({_short(exc)}).") from None
     if not isinstance(document, dict):

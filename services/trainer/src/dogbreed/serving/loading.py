@@ -6,6 +6,7 @@ only, never the rest of ``dogbreed``, and never touches the network.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import tarfile
@@ -23,6 +24,7 @@ from .transforms import EvalPreset
 FORMAT_VERSION = 1
 METADATA_FILE = "metadata.json"
 WEIGHTS_FILE = "model.pth"
+WEIGHTS_DIGEST_KEY = "weights_sha256"  # metadata.json: the SHA-256 of model.pth, checked before loading it
 ONNX_FILE = "model.onnx"
 TARBALL_NAME = "model.tar.gz"
 
@@ -235,6 +237,24 @@ def _strip_wrapper_prefixes(state_dict: dict) -> dict:
     return state_dict
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_weights_digest(path: str | Path, weights: Path, metadata: dict) -> None:
+    """ArtifactError when model.pth is not the file the artifact was packaged with: torch.load does not notice
+    bytes overwritten inside a tensor. Artifacts packaged before the digest was recorded have none to check."""
+    expected = metadata.get(WEIGHTS_DIGEST_KEY)
+    if expected is not None and file_sha256(weights) != expected:
+        raise ArtifactError(
+            f"{path}: {WEIGHTS_FILE} is damaged: its sha256 does not match {WEIGHTS_DIGEST_KEY} in metadata.json"
+        )
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     """Load an artifact (see :func:`resolve_artifact` for what ``path`` may be). Never downloads."""
     model_dir, tempdir = resolve_artifact(path)
@@ -243,6 +263,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
         weights = model_dir / WEIGHTS_FILE
         if not weights.is_file():
             raise ArtifactError(f"{path}: the artifact has no {WEIGHTS_FILE}")
+        check_weights_digest(path, weights, metadata)
         device = torch.device(device)
         try:
             state_dict = torch.load(weights, map_location=device, weights_only=True)

@@ -8,15 +8,43 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from PIL import Image, ImageOps
+from PIL import Image
 
 if TYPE_CHECKING:
     import torch
 
 
+# EXIF orientation -> the transposition that makes the pixels upright (the table of ImageOps.exif_transpose).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def exif_orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1-8), or 1 when there is none or the EXIF block cannot be read.
+
+    Metadata is optional: a photo whose EXIF is damaged is still a photo. Pillow's EXIF parser raises
+    struct.error, TypeError, AttributeError, ValueError and more on hostile blocks, hence the broad except.
+    """
+    try:
+        value = image.getexif().get(0x0112)
+    except Exception:  # noqa: BLE001 - see above
+        return 1
+    return value if isinstance(value, int) and value in _UPRIGHT else 1
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
     """Upright RGB: applies the EXIF orientation and flattens greyscale, palette, CMYK and alpha."""
-    image = ImageOps.exif_transpose(image)
+    # Not ImageOps.exif_transpose: it also re-serialises the EXIF block, which fails on damaged ones.
+    orientation = exif_orientation(image)
+    if orientation != 1:
+        image = image.transpose(_UPRIGHT[orientation])
     if image.mode == "RGB":
         return image
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
