@@ -106,7 +106,6 @@ def nncf_quantize(fp32: Path, out: Path, calibration, check, reference_top1, acc
 
 def main(args) -> dict:
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    import numpy as np
     import torch
     from dogbreed import optimize
     from dogbreed.artifact import starter_model

@@ -225,6 +225,11 @@ def model_only(artifacts: dict, metadata: dict, threads: int, repeats: int) -> d
         samples[f"{name}, batch 1"] = time_calls(lambda r=runtime: r.predict_proba(one), b1)
         samples[f"{name}, batch 8 (per image)"] = [
             t / 8 for t in time_calls(lambda r=runtime: r.predict_proba(eight), max(2, repeats // 6), warmup=1)]
+        if name == "onnx":  # how far batching pays for fp32 here: the server's batch size follows from it
+            for size in (2, 4):
+                samples[f"onnx, batch {size} (per image)"] = [
+                    t / size for t in time_calls(lambda r=runtime, n=size: r.predict_proba(eight[:n]),
+                                                 max(2, repeats // 3), warmup=1)]
     return samples
 
 
@@ -431,6 +436,9 @@ def write_markdown(results: dict, path: Path) -> None:
                 f"{m[f'{name}, batch 8 (per image)']['p50']} ({row['speedup_b8']}x) | {one['p50']} / {one['p95']} / {one['p99']} | "
                 f"{many['img_per_s']} ({row['throughput_ratio']}x) | {many['p50']} / {many['p95']} / {many['p99']} | "
                 f"{s['time_to_first_ping_s']} | {many['load']} |")
+        per_image = " / ".join(str(m[key]["p50"]) for key in ("onnx, batch 1", "onnx, batch 2 (per image)",
+                                                               "onnx, batch 4 (per image)", "onnx, batch 8 (per image)"))
+        lines += ["", f"`onnx` fp32 model-only, ms per image at batch 1 / 2 / 4 / 8: {per_image}."]
         raw = result["agreement"]["onnx-int8 graph (raw)"]
         check = result["agreement"]["onnx-int8"].get("self_check") or {}
         lines += [
