@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RealEndpoint, trainer_bin
+from conftest import RealEndpoint, onnxruntime_installed, trainer_bin, uninstall_onnxruntime
 
 
 def verify(artifact: Path, *args: str) -> subprocess.CompletedProcess:
@@ -25,6 +25,15 @@ def test_verify_passes_the_eager_artifact_in_the_image_python(artifacts):
     done = verify(artifacts["eager"], "--python", sys.executable)
     assert done.returncode == 0, done.stderr
     assert f"Python {sys.version.split()[0]}" in done.stdout
+
+
+def test_verify_installs_an_onnx_artifacts_wheels_offline_in_the_image_python(artifacts):
+    uninstall_onnxruntime()
+    assert not onnxruntime_installed()  # as in the image: only the artifact's own wheels can provide it
+    done = verify(artifacts["onnx"], "--python", sys.executable)
+    assert done.returncode == 0, done.stderr
+    assert "requirements installed offline from code/wheels" in done.stdout
+    assert not onnxruntime_installed()  # into a scratch folder, not the interpreter's environment
 
 
 @pytest.fixture(scope="module")

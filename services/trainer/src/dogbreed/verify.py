@@ -4,7 +4,8 @@ The real container answers ``GET /ping`` 200 as soon as TorchServe binds, before
 finished, and keeps answering 200 when ``model_fn`` fails, so SageMaker's health check does not catch a
 broken artifact. This check does, before it is deployed: a fresh interpreter (``python -I``: no
 ``PYTHON*`` variables, no user site, no current folder), ``code/`` first on ``sys.path``, the project's
-own ``dogbreed`` package made unimportable, every socket connection refused, then ``model_fn`` on the
+own ``dogbreed`` package made unimportable, every socket connection refused, ``code/requirements.txt``
+installed offline into a scratch folder as the container installs it, then ``model_fn`` on the
 extracted folder and ``input_fn`` -> ``predict_fn`` -> ``output_fn`` on a real or generated image,
 as raw bytes and as JSON (which the toolkit hands ``input_fn`` already decoded to ``str``).
 """
@@ -27,7 +28,7 @@ DEFAULT_TIMEOUT_S = 600
 CHILD = r'''
 import base64, importlib.abc, io, json, os, socket, sys
 
-model_dir, image_path = sys.argv[1], sys.argv[2]
+model_dir, image_path, packages = sys.argv[1], sys.argv[2], sys.argv[3]
 stage = "setup"
 
 
@@ -56,6 +57,8 @@ sys.meta_path.insert(0, NoProject())
 sys.addaudithook(no_network)
 code_dir = os.path.join(model_dir, "code")
 sys.path.insert(0, code_dir)
+if packages:  # code/requirements.txt, installed offline from code/wheels as the container installs it
+    sys.path.insert(1, packages)
 try:
     stage = "import code/inference.py"
     if not os.path.isfile(os.path.join(code_dir, "inference.py")):
@@ -116,6 +119,23 @@ def _extract(artifact: Path, into: Path) -> Path:
     return into
 
 
+def _install_requirements(model_dir: Path, python: str, into: Path, env: dict) -> tuple[str, str]:
+    """``pip install -r code/requirements.txt`` as the container runs it (offline: the file says
+    ``--no-index``), into a scratch folder; returns (folder or "", what happened)."""
+    requirements = model_dir / "code" / "requirements.txt"
+    if not requirements.is_file():
+        return "", "no requirements"
+    done = subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input",
+                           "--target", str(into), "-r", str(requirements)],
+                          env={**env, "PIP_CONFIG_FILE": os.devnull}, capture_output=True, text=True)
+    if done.returncode == 0:
+        return str(into), "requirements installed offline from code/wheels"
+    # Wheels for another Python or CPU (e.g. the image's 3.12 from a 3.11 trainer): check with what this
+    # interpreter has, and say so.
+    lines = [line for line in done.stderr.splitlines() if line.startswith("ERROR")] or done.stderr.splitlines() or ["?"]
+    return "", f"code/wheels not installable here ({lines[0].removeprefix('ERROR: ')[:160]}): used this interpreter's packages"
+
+
 def verify_artifact(
     artifact: str | os.PathLike,
     image: str | os.PathLike | None = None,
@@ -137,8 +157,10 @@ def verify_artifact(
         # Only what an interpreter needs to start; no PYTHONPATH, no proxy settings, no AWS credentials.
         env = {key: os.environ[key] for key in ("PATH", "LANG", "LC_ALL", "TMPDIR", "HOME") if key in os.environ}
         env["OMP_NUM_THREADS"] = os.environ.get("OMP_NUM_THREADS", "2")
-        command = [str(python or sys.executable), "-I", "-c", CHILD, str(model_dir.resolve()),
-                   str(Path(image).resolve()) if image else ""]
+        interpreter = str(python or sys.executable)
+        packages, installed = _install_requirements(model_dir, interpreter, Path(tmp) / "packages", env)
+        command = [interpreter, "-I", "-c", CHILD, str(model_dir.resolve()),
+                   str(Path(image).resolve()) if image else "", packages]
         try:
             done = subprocess.run(command, cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -150,7 +172,7 @@ def verify_artifact(
         reason = lines[-1] if lines else f"the checking interpreter exited with status {done.returncode}"
         raise VerificationError(f"{artifact}: {reason}")
     try:
-        return json.loads(done.stdout.strip().splitlines()[-1])
+        return {**json.loads(done.stdout.strip().splitlines()[-1]), "requirements": installed}
     except (ValueError, IndexError):
         raise VerificationError(f"{artifact}: the check printed no result ({done.stdout[-200:]!r})") from None
 
@@ -158,7 +180,8 @@ def verify_artifact(
 def summary(artifact: str | os.PathLike, result: dict) -> str:
     top = result["top"]
     model = result["model"]
-    line = (f"{artifact}: OK ({model.get('name')} {model.get('version')}, Python {result['python']}): "
+    note = "" if result.get("requirements", "no requirements") == "no requirements" else f"; {result['requirements']}"
+    line = (f"{artifact}: OK ({model.get('name')} {model.get('version')}, Python {result['python']}{note}): "
             f"top-1 {top['breed']} {top['probability']:.3f}")
     check = result.get("self_check")
     if check:  # onnx-int8: what its self-check measured on this machine's CPU
