@@ -12,7 +12,7 @@ import pytest
 import torch
 from dogbreed import optimize
 from dogbreed.serving import handlers
-from dogbreed.serving.runtimes import RuntimeLoadError
+from dogbreed.serving.runtimes import RuntimeLoadError, cpu_features
 from PIL import Image
 
 
@@ -61,8 +61,9 @@ def test_onnx_artifact_holds_the_graph_and_records_the_check(onnx_artifact):
     assert {"code/dogbreed_serving/handlers.py", "code/dogbreed_serving/runtimes.py"} <= names
     assert "onnxruntime" in requirements
     assert metadata["runtime"] == "onnx"
-    assert metadata["runtime_info"]["check"] == {"images": 6, "top1_agreement": 1.0,
-                                                 "max_abs_prob_diff": metadata["runtime_info"]["check"]["max_abs_prob_diff"]}
+    check = metadata["runtime_info"]["check"]
+    assert check == {"images": 6, "top1_agreement": 1.0, "max_abs_prob_diff": check["max_abs_prob_diff"],
+                     "cpu_features": cpu_features()}
     assert metadata["runtime_info"]["check"]["max_abs_prob_diff"] < 1e-4
 
 
@@ -154,3 +155,37 @@ def test_optimised_runtimes_agree_with_eager_on_real_photos(dog_photos, tmp_path
     int8 = optimize.agreement(model, int8_dir / "model.onnx", metadata, check_batch)
     assert int8["top1_agreement"] >= 0.85, int8
 
+
+
+def test_the_int8_recipe_follows_the_serving_cpu():
+    assert optimize.recipe_for(["avx2", "fma", "avx512f", "avx512_vnni"]) == "vnni"
+    assert optimize.recipe_for(["avx2", "fma"]) == "avx2"
+    assert optimize.recipe_for(["asimd", "asimddp"]) == "vnni"  # Arm's dot product is exact too
+    assert optimize.recipe_for(optimize.instance_cpu_features("ml.c6i.xlarge")) == "vnni"
+    assert optimize.recipe_for(optimize.instance_cpu_features("ml.m7i.large")) == "vnni"
+    # m5/c5 hosts are Skylake (no VNNI) or Cascade Lake: the recipe must hold on both.
+    assert optimize.recipe_for(optimize.instance_cpu_features("ml.m5.large")) == "avx2"
+    assert optimize.instance_cpu_features("ml.unknown9.large") is None
+
+
+@pytest.mark.parametrize("recipe", ["avx2", "vnni, fp32 project convs"])
+def test_recipes_quantise_what_they_say(recipe, tmp_path, make_tiny_model, make_tiny_metadata):
+    images = photo_like_images(tmp_path / "calibration", 6)
+    out = tmp_path / "staging"
+    out.mkdir()
+    updates = optimize.build_runtime(make_tiny_model(), make_tiny_metadata(), out, "onnx-int8", images,
+                                     min_agreement=0.0, recipe=recipe)
+    quantization = updates["runtime_info"]["quantization"]
+    assert quantization["recipe"] == recipe
+    import onnx
+
+    graph = onnx.load(out / "model.onnx").graph
+    dequantised = {name for node in graph.node if node.op_type == "DequantizeLinear" for name in node.output}
+    convs = [node for node in graph.node if node.op_type == "Conv"]
+    fp32_convs = [node for node in convs if node.input[1] not in dequantised]
+    if recipe == "avx2":
+        assert "reduce_range" in quantization["weights"] and not fp32_convs
+    else:
+        # The stem, the head and every linear-bottleneck conv stay fp32; expand/depthwise convs are INT8.
+        assert quantization["fp32_nodes"] == len(fp32_convs) + 1  # + the classifier
+        assert convs[0] in fp32_convs and convs[-1] in fp32_convs and len(fp32_convs) < len(convs)

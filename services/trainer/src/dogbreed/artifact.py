@@ -281,7 +281,7 @@ def _write_tarball(staging: Path, destination: Path) -> None:
 
 
 def _assemble(model: nn.Module, metadata: dict, staging: Path, runtime: str, calibration_images,
-              serving_target: dict | None = None) -> dict:
+              serving_target: dict | None = None, min_agreement: float | None = None) -> dict:
     state_dict = portable_state_dict(model)
     torch.save(state_dict, staging / WEIGHTS_FILE)
     metadata[WEIGHTS_DIGEST_KEY] = file_sha256(staging / WEIGHTS_FILE)  # checked by load_model
@@ -298,7 +298,11 @@ def _assemble(model: nn.Module, metadata: dict, staging: Path, runtime: str, cal
         reference = build_model(metadata["backbone"], metadata["num_outputs"])
         reference.load_state_dict(state_dict)
         try:
-            updates = build_runtime(reference.eval(), metadata, staging, runtime, list(calibration_images or []))
+            threshold = {} if min_agreement is None else {"min_agreement": min_agreement}
+            # Quantise for the serving instance's CPU where it is known, else for this one.
+            features = (serving_target or {}).get("cpu_features")
+            updates = build_runtime(reference.eval(), metadata, staging, runtime, list(calibration_images or []),
+                                    target_features=features, **threshold)
         except ValueError as exc:  # bad calibration data and the like
             raise ArtifactError(f"runtime {runtime!r}: {exc}") from None
         metadata.update(updates or {})
@@ -318,6 +322,7 @@ def write_artifact(
     *,
     layout: str = "tar.gz",
     serving_target: dict | None = None,
+    min_agreement: float | None = None,
 ) -> Path:
     """Write the artifact for ``model`` into ``output_dir`` and return its path.
 
@@ -326,6 +331,8 @@ def write_artifact(
     ``runtime`` other than "eager" adds an optimised graph via ``dogbreed.optimize.build_runtime``, and
     the wheels its serving packages need for ``serving_target`` (``python``, ``platform``, ``wheel_cache``;
     default: the default serving image on x86_64).
+    ``min_agreement``: the top-1 agreement with eager below which an optimised runtime is refused at
+    packaging and an onnx-int8 one falls back to fp32 where it is loaded (default optimize's 0.90).
     Raises :class:`ArtifactError` (a ValueError) for bad arguments; nothing is left behind on failure.
     """
     if layout not in LAYOUTS:
@@ -353,7 +360,7 @@ def write_artifact(
     else:
         staging = Path(tempfile.mkdtemp(prefix="dogbreed-artifact-"))
     try:
-        _assemble(model, metadata, staging, runtime, calibration_images, serving_target)
+        _assemble(model, metadata, staging, runtime, calibration_images, serving_target, min_agreement)
         if layout == "dir":
             if output_dir.is_dir():
                 output_dir.rmdir()  # empty (checked above); rename cannot replace a directory
@@ -622,6 +629,9 @@ def package_command(pretrained, checkpoint, backbone, output_dir, layout, runtim
         if not re.fullmatch(r"3\.\d+", serving_python):
             raise ArtifactError(f"--serving-python {serving_python!r}: give MAJOR.MINOR, e.g. 3.12")
         target = {"python": serving_python, "platform": serving_platform(instance_type), "wheel_cache": wheel_dir}
+        from .optimize import instance_cpu_features
+
+        target["cpu_features"] = instance_cpu_features(instance_type)
         path = write_artifact(model, metadata, output_dir, runtime, calibration, layout=layout, serving_target=target)
     except ArtifactError as exc:
         raise InputError(str(exc)) from None

@@ -28,7 +28,10 @@ SUBCOMMANDS = {
         "Profile N training steps of `dogbreed train` and write an HTML report with findings.",
     ),
     "launch": ("dogbreed.launch:launch_group", "Run training or hyperparameter tuning as SageMaker jobs (boto3; needs AWS credentials)."),
-    "verify": ("dogbreed.verify:verify_command", "Load ARTIFACT as the SageMaker container does and classify one image; exit 1 on any failure."),
+    "verify": (
+        "dogbreed.verify:verify_command",
+        "Load ARTIFACT as the SageMaker container does and classify one image; exit 1 on any failure.",
+    ),
 }
 
 

@@ -40,13 +40,26 @@ from torch import nn
 
 from .serving import decoding
 from .serving.errors import ServingError
-from .serving.runtimes import EAGER, ONNX_FILE, ONNX_INPUT, ONNX_RUNTIMES, OnnxRuntime, probabilities
+from .serving.runtimes import (
+    EAGER,
+    ONNX_FILE,
+    ONNX_FP32_FILE,
+    ONNX_INPUT,
+    ONNX_RUNTIMES,
+    SELF_CHECK_FILE,
+    OnnxRuntime,
+    cpu_features,
+    probabilities,
+)
 
 logger = logging.getLogger(__name__)
 
 OPSET = 18
 MAX_CALIBRATION_IMAGES = 64  # ranges settle long before this; more only slows packaging
 MAX_CHECK_IMAGES = 128
+# Check images an onnx-int8 artifact carries to re-measure its agreement where it is loaded: 150 KB
+# each at 224 px (uint8 crops), and a fraction of a second of INT8 inference at load time.
+SELF_CHECK_IMAGES = 64
 # Below this the graph is broken, not merely approximate (EfficientNet-Lite0 INT8 measures ~95-96%).
 MIN_CHECK_AGREEMENT = 0.90
 ONNX_FP32_TOLERANCE = 1e-3  # max |logit difference| between eager and ONNX Runtime fp32
@@ -64,12 +77,16 @@ def build_runtime(
     calibration_images: Sequence[Path] = (),
     *,
     min_agreement: float = MIN_CHECK_AGREEMENT,
+    recipe: str | None = None,
+    target_features: Sequence[str] | None = None,
 ) -> dict:
     """Write ``runtime``'s files into ``output_dir`` and return the metadata updates.
 
     ``calibration_images`` (needed by ``onnx-int8``): a seeded sample of up to 64 calibrates the
     activation ranges; up to 128 *other* ones measure top-1 agreement with the eager network,
     recorded as ``runtime_info.check``; below ``min_agreement`` the runtime is refused.
+    ``recipe`` (onnx-int8): one of RECIPES; default ``recipe_for(target_features)``, the serving
+    CPU's flags (default: this machine's).
     """
     if runtime == EAGER:
         return {"runtime": EAGER}
@@ -82,6 +99,8 @@ def build_runtime(
     calibration_batch = load_batch(calibration, metadata)
     if runtime == "onnx-int8" and not len(calibration_batch):
         raise OptimizeError("onnx-int8 needs calibration photos: none of the given images could be read")
+    if runtime == "onnx-int8" and not len(check_batch):
+        raise OptimizeError("onnx-int8 needs at least 2 readable photos: some calibrate, the others make its self-check")
     with tempfile.TemporaryDirectory(prefix="dogbreed-onnx-") as tmp:
         fp32_path = Path(tmp) / "fp32.onnx"
         export_onnx(model, int(metadata["image_size"]), fp32_path)
@@ -90,16 +109,16 @@ def build_runtime(
         if runtime == "onnx":
             fp32_path.replace(output_dir / ONNX_FILE)
         else:
-            quantize_int8(fp32_path, output_dir / ONNX_FILE, calibration_batch)
-            info["quantization"] = {
-                "format": "QDQ",
-                "weights": "int8, per channel, symmetric",
-                "activations": "uint8, per tensor, calibrated (min/max)",
-                "calibration_images": len(calibration_batch),
-            }
+            features = list(target_features) if target_features is not None else cpu_features()
+            chosen = recipe or recipe_for(features)
+            info["quantization"] = quantize_int8(fp32_path, output_dir / ONNX_FILE, calibration_batch, chosen)
+            info["quantization"]["target_cpu_features"] = features
+            # The fallback where the INT8 graph fails its self-check on the serving CPU.
+            fp32_path.replace(output_dir / ONNX_FP32_FILE)
     if len(check_batch):
         info["check"] = agreement(model, output_dir / ONNX_FILE, metadata, check_batch)
         check = info["check"]
+        check["cpu_features"] = cpu_features()  # INT8 agreement depends on the instruction set
         log = logger.info if check["top1_agreement"] >= 0.99 else logger.warning
         log("%s agrees with eager fp32 on top-1 for %.1f%% of %d held-out photos", runtime,
             100 * check["top1_agreement"], check["images"])
@@ -108,6 +127,8 @@ def build_runtime(
                 f"{runtime} agrees with the eager model on only {info['check']['top1_agreement']:.1%} of "
                 f"{info['check']['images']} held-out photos; refusing to package it"
             )
+        if runtime == "onnx-int8":
+            info["self_check"] = write_self_check(model, metadata, output_dir, check_batch, min_agreement)
     return {"runtime": runtime, "runtime_info": info}
 
 
@@ -192,26 +213,115 @@ class _BatchReader:
         return next(self._items, None)
 
 
-def quantize_int8(fp32_path: Path, output_path: Path, calibration_batch: np.ndarray) -> None:
+# Static INT8 recipes (ONNX Runtime quantize_static options), compared in bench/bench_quant.py.
+# "vnni": u8 activations x s8 weights, the pair VNNI's vpdpbusd multiplies exactly. Without VNNI
+# (AVX2-only CPUs) ORT's u8 x s8 kernel sums pairs of products into int16, which saturates:
+# "avx2" quantises weights to 7 bits (reduce_range) so the pair sums cannot overflow.
+RECIPES: dict[str, dict] = {
+    "vnni": {"weight_type": "QInt8", "reduce_range": False, "per_channel": True, "exclude": ()},
+    "avx2": {"weight_type": "QInt8", "reduce_range": True, "per_channel": True, "exclude": ()},
+    # Candidates the benchmark weighs against those two:
+    "u8u8": {"weight_type": "QUInt8", "reduce_range": False, "per_channel": True, "exclude": ()},
+    "per-tensor": {"weight_type": "QInt8", "reduce_range": False, "per_channel": False, "exclude": ()},
+    "vnni, fp32 stem/head": {"weight_type": "QInt8", "reduce_range": False, "per_channel": True,
+                             "exclude": ("stem", "head")},
+    "vnni, fp32 project convs": {"weight_type": "QInt8", "reduce_range": False, "per_channel": True,
+                                 "exclude": ("stem", "head", "project")},
+}
+DEFAULT_RECIPE = "vnni"
+# Flags under which ORT's u8 x s8 dot products are exact: x86 VNNI/AMX, Arm's dot-product instructions.
+EXACT_INT8_FEATURES = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
+
+# The CPU flags of SageMaker's ml.* instance families (as runtimes.CPU_FEATURES names them), for
+# quantising for the instance an artifact is packaged for rather than for the packaging machine.
+# ml.m5/c5/r5/t3 run on Skylake-SP (no VNNI) or Cascade Lake (VNNI) hosts: only what both have.
+INSTANCE_CPU_FEATURES: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("t2", "m4", "c4"), ("avx2", "fma")),  # Haswell/Broadwell
+    **dict.fromkeys(("t3", "m5", "m5d", "c5", "c5d", "c5n", "r5", "r5d"), ("avx2", "fma", "avx512f", "avx512bw", "avx512vl")),
+    **dict.fromkeys(("m6i", "m6id", "c6i", "c6id", "r6i", "r6id"),  # Ice Lake
+                    ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni")),
+    **dict.fromkeys(("m7i", "m7i-flex", "c7i", "r7i"),  # Sapphire Rapids
+                    ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
+                     "amx_tile", "amx_int8", "amx_bf16")),
+    **dict.fromkeys(("c6g", "c6gn", "m6g", "r6g"), ("asimd", "asimddp")),  # Graviton2
+    **dict.fromkeys(("c7g", "c7gn", "m7g", "r7g"), ("asimd", "asimddp", "sve", "i8mm")),  # Graviton3
+}
+
+
+def instance_cpu_features(instance_type: str) -> tuple[str, ...] | None:
+    """The CPU flags of ``ml.FAMILY.SIZE``'s family, or None for a family not in the table."""
+    parts = instance_type.split(".")
+    return INSTANCE_CPU_FEATURES.get(parts[1]) if len(parts) == 3 and parts[0] == "ml" else None
+
+
+def recipe_for(cpu_features: Sequence[str]) -> str:
+    """The recipe for a CPU with these flags: "vnni" where u8 x s8 products are exact, else "avx2"."""
+    return "vnni" if set(cpu_features) & set(EXACT_INT8_FEATURES) else "avx2"
+
+
+def _excluded_nodes(model_path: Path, parts: Sequence[str]) -> list[str]:
+    """Names of the nodes a recipe keeps in fp32: "stem" (the first conv), "head" (the last conv and
+    the classifier), "project" (every 1x1 linear-bottleneck conv: its output feeds a residual Add or
+    the next block without an activation, so its outliers are not clipped)."""
+    import onnx
+
+    graph = onnx.load(str(model_path)).graph
+    convs = [node for node in graph.node if node.op_type == "Conv"]
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    names: list[str] = []
+    if "stem" in parts and convs:
+        names.append(convs[0].name)
+    if "head" in parts:
+        names += [convs[-1].name] if convs else []
+        names += [node.name for node in graph.node if node.op_type in ("Gemm", "MatMul")]
+    if "project" in parts:
+        for node in convs[1:-1]:
+            following = consumers.get(node.output[0], [])
+            if following and not any(n.op_type in ("Clip", "Relu") for n in following):
+                names.append(node.name)
+    return sorted(set(names))
+
+
+def quantize_int8(fp32_path: Path, output_path: Path, calibration_batch: np.ndarray, recipe: str = DEFAULT_RECIPE) -> dict:
+    """Static QDQ INT8 with ``RECIPES[recipe]``; returns the record for ``runtime_info.quantization``."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    if recipe not in RECIPES:
+        raise OptimizeError(f"unknown quantisation recipe {recipe!r}; choose one of: {', '.join(RECIPES)}")
+    options = RECIPES[recipe]
     with tempfile.TemporaryDirectory(prefix="dogbreed-quant-") as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         # Shape inference plus ORT's basic graph optimisations (conv+batch-norm folding) first, so
         # per-channel scales are computed on the folded weights.
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=False)
+        excluded = _excluded_nodes(prepared, options["exclude"])
         quantize_static(
             str(prepared),
             str(output_path),
             _BatchReader(calibration_batch),
             quant_format=QuantFormat.QDQ,
-            per_channel=True,
+            per_channel=options["per_channel"],
+            reduce_range=options["reduce_range"],
             activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
+            weight_type=getattr(QuantType, options["weight_type"]),
             calibrate_method=CalibrationMethod.MinMax,
-            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+            nodes_to_exclude=excluded,
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": options["weight_type"] == "QInt8"},
         )
+    weights = "int8, symmetric" if options["weight_type"] == "QInt8" else "uint8, asymmetric"
+    return {
+        "format": "QDQ",
+        "recipe": recipe,
+        "weights": f"{weights}, per {'channel' if options['per_channel'] else 'tensor'}"
+                   + (", 7-bit range (reduce_range)" if options["reduce_range"] else ""),
+        "activations": "uint8, per tensor, calibrated (min/max)",
+        "fp32_nodes": len(excluded),
+        "calibration_images": len(calibration_batch),
+    }
 
 
 def agreement(model: nn.Module, onnx_path: Path, metadata: dict, batch: np.ndarray) -> dict:
@@ -227,6 +337,28 @@ def agreement(model: nn.Module, onnx_path: Path, metadata: dict, batch: np.ndarr
         "top1_agreement": round(agree, 4),
         "max_abs_prob_diff": round(float(np.abs(expected - got).max()), 4),
     }
+
+
+def write_self_check(model: nn.Module, metadata: dict, output_dir: Path, check_batch: np.ndarray,
+                     threshold: float) -> dict:
+    """Store up to SELF_CHECK_IMAGES held-out inputs (as the uint8 crops serving computes them from)
+    with eager fp32's probabilities, for ``runtimes.check_int8`` to re-measure agreement on the CPU
+    the artifact is loaded on; returns the metadata record (``runtime_info.self_check``)."""
+    batch = check_batch[:SELF_CHECK_IMAGES]
+    mean = np.asarray(metadata["mean"], dtype=np.float64)[None, :, None, None]
+    std = np.asarray(metadata["std"], dtype=np.float64)[None, :, None, None]
+    # preprocess() computes pixel / 255 normalised in float32: inverting and rounding recovers each
+    # pixel exactly (the error is ~1e-4 of a level), so check_inputs() rebuilds the same input bits.
+    pixels = np.clip(np.rint((batch.astype(np.float64) * std + mean) * 255.0), 0, 255).astype(np.uint8)
+    from .serving.runtimes import check_inputs
+
+    inputs = check_inputs(pixels, metadata["mean"], metadata["std"])
+    with torch.inference_mode():
+        logits = torch.cat([model(torch.from_numpy(inputs[i : i + 16])) for i in range(0, len(inputs), 16)]).numpy()
+    reference, _ = probabilities(logits, metadata.get("output_indices"), metadata.get("dog_indices"))
+    np.savez_compressed(output_dir / SELF_CHECK_FILE, pixels=pixels, reference_probs=reference.astype(np.float32))
+    return {"file": SELF_CHECK_FILE, "images": len(pixels), "threshold": float(threshold),
+            "fallback": ONNX_FP32_FILE, "reference": "eager fp32 probabilities"}
 
 
 def _ort_version() -> str:

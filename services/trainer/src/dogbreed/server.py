@@ -299,9 +299,10 @@ class ModelServer:
         if not self.loaded.is_set():
             detail = "The model is still loading." if self.load_error is None else "The model failed to load."
             return JSONResponse(error_body("model_not_loaded", detail), status_code=503)
-        return JSONResponse(
-            {"status": "ok", "model": self.model.info, "runtime": self.model.runtime_name}, status_code=200
-        )
+        body = {"status": "ok", "model": self.model.info, "runtime": self.model.runtime_name}
+        if self.model.self_check is not None:  # onnx-int8: its agreement on this CPU, and what it chose
+            body["self_check"] = self.model.self_check
+        return JSONResponse(body, status_code=200)
 
     async def invocations(self, request):
         status, body = await self._invoke(request)
@@ -564,8 +565,9 @@ def create_server(config: ServerConfig, host: str = "127.0.0.1", port: int = 808
               help="Seconds before a request is answered 504 request_timeout.")
 @click.option("--max-body-bytes", default=decoding.MAX_BODY_BYTES, show_default=True, type=click.IntRange(1),
               help="Largest request body accepted (SageMaker's limit is 6 MiB).")
-@click.option("--runtime", type=click.Choice(["eager"]), default=None,
-              help="Serve an optimised artifact with eager PyTorch instead. Default: the artifact's runtime.")
+@click.option("--runtime", type=click.Choice(["eager", "onnx"]), default=None,
+              help="Serve an optimised artifact with eager PyTorch, or an onnx-int8 one with its fp32 graph, "
+              "instead. Default: the artifact's runtime (onnx-int8 after its self-check on this CPU).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]), help="Log level of the JSON logs on stderr.")
 def serve_command(model_path, host, port, max_batch_size, max_wait_ms, threads, decode_threads, request_timeout,

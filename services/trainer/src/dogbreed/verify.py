@@ -96,7 +96,9 @@ try:
     if answers[0]["predictions"] != answers[1]["predictions"]:
         fail("raw and JSON requests for the same image answer differently")
     top = answers[0]["predictions"][0]
-    print(json.dumps({"model": answers[0]["model"], "top": top, "python": sys.version.split()[0]}), flush=True)
+    print(json.dumps({"model": answers[0]["model"], "top": top, "python": sys.version.split()[0],
+                      "runtime": getattr(model, "runtime_name", None),
+                      "self_check": getattr(model, "self_check", None)}), flush=True)
 except SystemExit:
     raise
 except BaseException as exc:
@@ -179,8 +181,18 @@ def summary(artifact: str | os.PathLike, result: dict) -> str:
     top = result["top"]
     model = result["model"]
     note = "" if result.get("requirements", "no requirements") == "no requirements" else f"; {result['requirements']}"
-    return (f"{artifact}: OK ({model.get('name')} {model.get('version')}, Python {result['python']}{note}): "
+    line = (f"{artifact}: OK ({model.get('name')} {model.get('version')}, Python {result['python']}{note}): "
             f"top-1 {top['breed']} {top['probability']:.3f}")
+    check = result.get("self_check")
+    if check:  # onnx-int8: what its self-check measured on this machine's CPU
+        agreement = "n/a" if check.get("top1_agreement") is None else f"{check['top1_agreement']:.1%}"
+        line += (f"\nINT8 self-check on this CPU ({' '.join(check.get('cpu_features') or []) or 'flags unknown'}): "
+                 f"top-1 agreement with fp32 {agreement} on {check.get('images')} images, threshold "
+                 f"{check.get('threshold', 0):.1%}: {'passed' if check.get('passed') else 'FAILED'}; "
+                 f"serving {check.get('serving')}")
+        if check.get("reason"):
+            line += f" ({check['reason']})"
+    return line
 
 
 @click.command(name="verify")

@@ -26,7 +26,16 @@ import numpy as np
 from . import decoding
 from .decoding import DecodedRequest
 from .errors import ServingError
-from .runtimes import EAGER, ONNX_FILE, ONNX_RUNTIMES, EagerRuntime, OnnxRuntime, RuntimeLoadError
+from .runtimes import (
+    EAGER,
+    ONNX_FILE,
+    ONNX_FP32_FILE,
+    ONNX_RUNTIMES,
+    EagerRuntime,
+    OnnxRuntime,
+    RuntimeLoadError,
+    check_int8,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +57,8 @@ class ServingModel:
         self.mean = [float(v) for v in metadata["mean"]]
         self.std = [float(v) for v in metadata["std"]]
         self.info = {"name": metadata["name"], "version": metadata.get("version", "")}
+        # onnx-int8 artifacts: the agreement measured on this CPU at load time, and what it chose.
+        self.self_check: dict | None = None
 
     @property
     def runtime_name(self) -> str:
@@ -80,17 +91,21 @@ def load(path: str | os.PathLike, runtime: str | None = None, threads: int | Non
     ``runtime`` (or the ``DOGBREED_RUNTIME`` environment variable) may force ``eager`` on an
     optimised artifact; by default the runtime chosen at package time is used. Never downloads.
     """
-    from .loading import load_model, read_metadata, resolve_artifact
+    from .loading import read_metadata, resolve_artifact
 
     model_dir, tempdir = resolve_artifact(path)
     try:
         metadata = read_metadata(model_dir)
         chosen = runtime or os.environ.get("DOGBREED_RUNTIME") or metadata["runtime"]
+        self_check = None
         if chosen == EAGER:
-            loaded = load_model(model_dir)
-            engine = EagerRuntime(loaded, threads)
+            engine = _eager(model_dir, threads)
+        elif chosen == "onnx" and metadata["runtime"] == "onnx-int8" and (model_dir / ONNX_FP32_FILE).is_file():
+            engine = OnnxRuntime(model_dir / ONNX_FP32_FILE, {**metadata, "runtime": "onnx"}, threads)
         elif chosen in ONNX_RUNTIMES and chosen == metadata["runtime"]:
             engine = OnnxRuntime(model_dir / ONNX_FILE, metadata, threads)
+            if chosen == "onnx-int8":
+                engine, self_check = _checked_int8(engine, model_dir, metadata, threads)
         else:
             raise RuntimeLoadError(
                 f"cannot serve this artifact with runtime {chosen!r}: it was packaged for "
@@ -101,8 +116,40 @@ def load(path: str | os.PathLike, runtime: str | None = None, threads: int | Non
             tempdir.cleanup()
         raise
     model = ServingModel(metadata, engine, model_dir, tempdir)
+    model.self_check = self_check
     logger.info("loaded %s version %s with runtime %s", model.info["name"], model.info["version"], engine.name)
     return model
+
+
+def _eager(model_dir: Path, threads: int | None) -> EagerRuntime:
+    from .loading import load_model
+
+    return EagerRuntime(load_model(model_dir), threads)
+
+
+def _checked_int8(engine: OnnxRuntime, model_dir: Path, metadata: dict, threads: int | None):
+    """The INT8 runtime if it agrees with fp32 on this CPU as well as the artifact demands, else the
+    artifact's fp32 graph (eager for an artifact without one): never answers below the threshold."""
+    if not (metadata.get("runtime_info") or {}).get("self_check"):
+        logger.warning("this onnx-int8 artifact has no self-check (packaged before it existed): its "
+                       "agreement with fp32 on this CPU is unknown; repackage it")
+        return engine, None
+    record = check_int8(engine, model_dir, metadata)
+    features = " ".join(record["cpu_features"]) or "unknown"
+    if record["passed"]:
+        record["serving"] = "onnx-int8"
+        logger.info("INT8 self-check passed on this CPU (%s): top-1 agreement with fp32 %.1f%% on %d images "
+                    "(threshold %.1f%%); serving onnx-int8", features, 100 * record["top1_agreement"],
+                    record["images"], 100 * record["threshold"])
+        return engine, record
+    if (model_dir / ONNX_FP32_FILE).is_file():
+        fallback = OnnxRuntime(model_dir / ONNX_FP32_FILE, {**metadata, "runtime": "onnx"}, threads)
+    else:
+        fallback = _eager(model_dir, threads)
+    record["serving"] = fallback.name
+    logger.warning("INT8 self-check failed on this CPU (%s): %s; serving the fp32 graph (%s) instead",
+                   features, record["reason"], fallback.name)
+    return fallback, record
 
 
 # --- the serving pipeline, shared by the SageMaker handlers and `dogbreed serve` ---------------------

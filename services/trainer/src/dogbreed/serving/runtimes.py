@@ -23,6 +23,12 @@ ONNX_RUNTIMES = ("onnx", "onnx-int8")
 RUNTIMES = (EAGER, *ONNX_RUNTIMES)
 ONNX_FILE = "model.onnx"
 ONNX_INPUT = "input"
+# onnx-int8 artifacts also carry their fp32 graph and a self-check (see check_int8 below).
+ONNX_FP32_FILE = "model.fp32.onnx"
+SELF_CHECK_FILE = "selfcheck.npz"
+# The instruction-set extensions INT8/fp32 kernels dispatch on: what an agreement figure depends on.
+CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni", "avx512_bf16",
+                "amx_tile", "amx_int8", "amx_bf16", "asimd", "asimddp", "sve", "i8mm")
 
 
 class RuntimeLoadError(ValueError):
@@ -59,6 +65,62 @@ def default_threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def cpu_features() -> list[str]:
+    """The CPU_FEATURES this machine has (from /proc/cpuinfo; empty where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return []
+    flags: set[str] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    return [name for name in CPU_FEATURES if name in flags]
+
+
+def check_inputs(pixels: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """The self-check's uint8 crops ``[N, 3, H, W]`` -> the network input, with the very arithmetic of
+    ``decoding.preprocess`` (float32 multiply, then subtract), so it is bit-identical to serving's."""
+    scale = (1.0 / (255.0 * np.asarray(std, dtype=np.float64))).astype(np.float32)
+    offset = (np.asarray(mean, dtype=np.float64) / np.asarray(std, dtype=np.float64)).astype(np.float32)
+    out = pixels.astype(np.float32) * scale[None, :, None, None]
+    out -= offset[None, :, None, None]
+    return out
+
+
+def check_int8(runtime, model_dir: Path, metadata: dict) -> dict:
+    """Top-1 agreement of ``runtime`` with the fp32 reference outputs stored at package time, measured
+    on this CPU: INT8 kernels differ between instruction sets (u8 x s8 saturates without VNNI), so the
+    packaging machine's figure does not carry over. Returns the check's record; ``passed`` False when
+    the file is missing or unreadable, or agreement is below the artifact's threshold."""
+    info = (metadata.get("runtime_info") or {}).get("self_check") or {}
+    threshold = float(info.get("threshold", 1.0))
+    record = {"threshold": threshold, "cpu_features": cpu_features(), "images": 0, "top1_agreement": None}
+    try:
+        with np.load(model_dir / SELF_CHECK_FILE, allow_pickle=False) as data:
+            pixels, reference = data["pixels"], data["reference_probs"]
+        size = int(metadata["image_size"])
+        if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[1:] != (3, size, size) or not len(pixels):
+            raise ValueError(f"pixels must be uint8 [N, 3, {size}, {size}], got {pixels.dtype} {pixels.shape}")
+        if reference.ndim != 2 or len(reference) != len(pixels):
+            raise ValueError(f"reference_probs must be [{len(pixels)}, classes], got {reference.shape}")
+        batch = check_inputs(pixels, metadata["mean"], metadata["std"])
+        got = np.concatenate([runtime.predict_proba(batch[i : i + 16])[0] for i in range(0, len(batch), 16)])
+        if got.shape != reference.shape:
+            raise ValueError(f"reference_probs has shape {reference.shape}, the model answers {got.shape}")
+    except (OSError, KeyError, ValueError) as exc:
+        record.update(passed=False, reason=f"{SELF_CHECK_FILE} unusable: {' '.join(str(exc).split())[:200]}")
+        return record
+    agree = float((got.argmax(1) == reference.argmax(1)).mean())
+    record.update(images=len(batch), top1_agreement=round(agree, 4),
+                  max_abs_prob_diff=round(float(np.abs(got - reference).max()), 4), passed=agree >= threshold)
+    if not record["passed"]:
+        record["reason"] = f"top-1 agreement {agree:.1%} is below the artifact's threshold {threshold:.1%}"
+    return record
 
 
 class EagerRuntime:
