@@ -27,9 +27,8 @@ def loopback_up() -> None:
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | IFF_UP))
 
 
-def private(folder: str) -> str:
-    """``folder`` as an overlay whose writes land in a temporary folder; '' or the reason it could not be made."""
-    scratch = tempfile.mkdtemp(prefix=f"netns{folder.replace('/', '-')}-")
+def private(folder: str, scratch: str) -> str:
+    """``folder`` as an overlay whose writes land in ``scratch``; '' or the reason it could not be made."""
     upper, work = os.path.join(scratch, "upper"), os.path.join(scratch, "work")
     os.makedirs(upper)
     os.makedirs(work)
@@ -45,12 +44,22 @@ def main(argv: list[str]) -> int:
     if os.environ.get("DOGBREED_NETNS") == "inside":
         loopback_up()
         notes = []
-        for folder in ("/etc", "/opt"):  # /etc/sagemaker-ts.properties, /opt/ml/checkpoints
-            os.makedirs(folder, exist_ok=True)
-            problem = private(folder)
-            notes.append(problem or f"private {folder}")
-        os.environ["DOGBREED_NETNS"] = "loopback-only network namespace, " + ", ".join(notes)
-        os.execvp(argv[0], argv)
+        # The overlays' writes land here; CMD runs as a child (not exec'd) so they can be removed after it.
+        scratch = tempfile.mkdtemp(prefix="netns-")
+        mounted = []
+        try:
+            for folder in ("/etc", "/opt"):  # /etc/sagemaker-ts.properties, /opt/ml/checkpoints
+                os.makedirs(folder, exist_ok=True)
+                problem = private(folder, os.path.join(scratch, folder.strip("/")))
+                notes.append(problem or f"private {folder}")
+                if not problem:
+                    mounted.append(folder)
+            os.environ["DOGBREED_NETNS"] = "loopback-only network namespace, " + ", ".join(notes)
+            return subprocess.run(argv).returncode
+        finally:
+            for folder in reversed(mounted):
+                subprocess.run(["umount", "--lazy", folder], capture_output=True)
+            shutil.rmtree(scratch, ignore_errors=True)
     unshare = shutil.which("unshare")
     if os.geteuid() != 0 or unshare is None:
         reason = "not root" if os.geteuid() != 0 else "no unshare command"
