@@ -189,3 +189,22 @@ def test_recipes_quantise_what_they_say(recipe, tmp_path, make_tiny_model, make_
         # The stem, the head and every linear-bottleneck conv stay fp32; expand/depthwise convs are INT8.
         assert quantization["fp32_nodes"] == len(fp32_convs) + 1  # + the classifier
         assert convs[0] in fp32_convs and convs[-1] in fp32_convs and len(fp32_convs) < len(convs)
+
+
+def test_a_damaged_onnx_graph_is_refused_in_one_line(onnx_artifact, tmp_path):
+    from dogbreed.serving.loading import ArtifactError, file_sha256
+
+    model_dir = tmp_path / "opt-ml-model"
+    with tarfile.open(onnx_artifact) as tar:
+        tar.extractall(model_dir, filter="data")
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    assert metadata["graph_sha256"] == {"model.onnx": file_sha256(model_dir / "model.onnx")}
+    graph = model_dir / "model.onnx"
+    data = bytearray(graph.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 256] = bytes(b ^ 0x5A for b in data[middle:middle + 256])  # inside the weights
+    graph.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError) as caught:
+        handlers.load(model_dir)
+    assert str(caught.value) == "model.onnx is damaged: its sha256 does not match graph_sha256 in metadata.json"
+    assert handlers.load(model_dir, runtime="eager").runtime_name == "eager"  # the intact weights still serve

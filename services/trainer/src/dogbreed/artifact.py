@@ -33,6 +33,7 @@ from .imagenet import DOG_INDICES, dog_breed_names
 from .serving.architectures import BACKBONES, NORMALISATION, build_model, classifier_of
 from .serving.loading import (
     FORMAT_VERSION,
+    GRAPH_DIGESTS_KEY,
     METADATA_FILE,
     TARBALL_NAME,
     WEIGHTS_DIGEST_KEY,
@@ -306,6 +307,9 @@ def _assemble(model: nn.Module, metadata: dict, staging: Path, runtime: str, cal
         except ValueError as exc:  # bad calibration data and the like
             raise ArtifactError(f"runtime {runtime!r}: {exc}") from None
         metadata.update(updates or {})
+        graphs = sorted(staging.glob("*.onnx"))  # checked by the ONNX runtime when it loads them
+        if graphs:
+            metadata[GRAPH_DIGESTS_KEY] = {graph.name: file_sha256(graph) for graph in graphs}
     validate_metadata(metadata, "artifact being written")
     (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
     # Prove the artifact loads the way a serving container will load it (weights_only, strict keys).

@@ -25,6 +25,7 @@ FORMAT_VERSION = 1
 METADATA_FILE = "metadata.json"
 WEIGHTS_FILE = "model.pth"
 WEIGHTS_DIGEST_KEY = "weights_sha256"  # metadata.json: the SHA-256 of model.pth, checked before loading it
+GRAPH_DIGESTS_KEY = "graph_sha256"  # metadata.json: {file name: SHA-256} of the optimised runtimes' graphs
 ONNX_FILE = "model.onnx"
 TARBALL_NAME = "model.tar.gz"
 
@@ -253,6 +254,14 @@ def check_weights_digest(path: str | Path, weights: Path, metadata: dict) -> Non
         raise ArtifactError(
             f"{path}: {WEIGHTS_FILE} is damaged: its sha256 does not match {WEIGHTS_DIGEST_KEY} in metadata.json"
         )
+
+
+def check_graph_digest(graph: Path, metadata: dict) -> None:
+    """ArtifactError when an optimised runtime's graph (model.onnx, model.fp32.onnx) is not the file the
+    artifact was packaged with; artifacts packaged before the digests were recorded have none to check."""
+    expected = (metadata.get(GRAPH_DIGESTS_KEY) or {}).get(graph.name)
+    if expected is not None and file_sha256(graph) != expected:
+        raise ArtifactError(f"{graph.name} is damaged: its sha256 does not match {GRAPH_DIGESTS_KEY} in metadata.json")
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:

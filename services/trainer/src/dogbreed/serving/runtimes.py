@@ -156,6 +156,9 @@ class OnnxRuntime:
         model_path = Path(model_path)
         if not model_path.is_file():
             raise RuntimeLoadError(f"runtime {metadata.get('runtime')!r} needs {model_path.name}, which is missing")
+        from .loading import check_graph_digest  # here, not at the top: the eager path imports this module first
+
+        check_graph_digest(model_path, metadata)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or default_threads()
         options.inter_op_num_threads = 1
