@@ -1,27 +1,6 @@
 # GET / (web_page.tf): the web page at the stage root, with no API key, while POST /predict needs one.
 mock_provider "aws" {
-  mock_resource "aws_api_gateway_rest_api" {
-    defaults = {
-      execution_arn    = "arn:aws:execute-api:eu-west-1:123456789012:abc123"
-      id               = "abc123"
-      root_resource_id = "root0001"
-    }
-  }
-  mock_resource "aws_iam_role" {
-    defaults = { arn = "arn:aws:iam::123456789012:role/unit-apigw-logs" }
-  }
-  mock_resource "aws_cloudwatch_log_group" {
-    defaults = { arn = "arn:aws:logs:eu-west-1:123456789012:log-group:unit" }
-  }
-  mock_resource "aws_lambda_alias" {
-    defaults = {
-      arn        = "arn:aws:lambda:eu-west-1:123456789012:function:unit-api:live"
-      invoke_arn = "arn:aws:apigateway:eu-west-1:lambda:path/2015-03-31/functions/arn:aws:lambda:eu-west-1:123456789012:function:unit-api:live/invocations"
-    }
-  }
-  mock_resource "aws_api_gateway_stage" {
-    defaults = { invoke_url = "https://abc123.execute-api.eu-west-1.amazonaws.com/prod/" }
-  }
+  source = "./tests/mocks"
 }
 
 variables {
