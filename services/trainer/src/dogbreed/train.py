@@ -76,16 +76,10 @@ from .sagemaker_env import (
     SageMakerEnv,
     check_launch,
     normalise_option_names,
-    parse_bool,
-    parse_float,
-    parse_int,
-    parse_lower,
-    parse_str,
-    positive,
     record_failure,
     split_internal_arguments,
-    strip_quotes,
 )
+from .value_parsers import parse_bool, parse_float, parse_int, parse_lower, parse_str, positive, strip_quotes
 from .serving.architectures import build_model, classifier_of
 
 logger = logging.getLogger(__name__)
