@@ -9,10 +9,10 @@ import pytest
 import torch
 from trainer_testdata import make_class_folders, write_image
 
+from dogbreed.breeds import breed_from_folder as breed_name
 from dogbreed.data import (
     DataError,
     ImageDataset,
-    breed_name,
     collate_skipping_unreadable,
     discover,
     discover_split_folders,

@@ -14,15 +14,16 @@ from click.testing import CliRunner
 from PIL import Image
 
 from dogbreed.cli import main
-from dogbreed.data import breed_name, discover, write_split_record
+from dogbreed.breeds import breed_from_folder as breed_name
+from dogbreed.breeds import breed_key as normalise_name
+from dogbreed.breeds import class_lookup
+from dogbreed.data import discover, write_split_record
 from dogbreed.evaluation import (
     EvaluationError,
     Predictions,
-    class_lookup,
     compute_metrics,
     confusion_matrix,
     find_labelled_images,
-    normalise_name,
     progress_line,
     write_report,
 )
