@@ -32,6 +32,7 @@ import torch
 from PIL import Image
 
 from .artifact import InputError
+from .choices import FORMATS, SPLIT_CHOICES
 from .data import (
     DataError,
     ImageDataset,
@@ -44,8 +45,6 @@ from .imagenet import dog_breed_aliases
 from .serving.loading import ArtifactError, LoadedModel, load_model
 from .serving.transforms import to_rgb
 
-FORMATS = ("md", "html")
-SPLIT_CHOICES = ("train", "valid", "test", "all")
 REPORT_FILES = (
     "report.md", "report.html", "metrics.json", "predictions.csv", "confusion_matrix.png", "per_breed.png", "examples",
 )
