@@ -33,6 +33,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, default_collate
 
 from .breeds import breed_from_folder
+from .choices import DEFAULT_SPLIT_FRACTIONS
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,6 @@ SPLIT_NAMES = {
     "test": ("test", "testing"),
 }
 SPLITS = tuple(SPLIT_NAMES)
-DEFAULT_SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
 LAYOUT_HELP = (
     "expected split folders train/, valid/ (or val/, validation/) and optionally test/, each with one folder "
     "per breed (dogImages layout), or one folder per breed with no split (Stanford Dogs layout)"

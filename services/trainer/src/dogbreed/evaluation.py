@@ -31,6 +31,7 @@ import torch
 from PIL import Image
 
 from .artifact import InputError
+from .choices import FORMATS, SPLIT_CHOICES
 from .data import (
     DataError,
     ImageDataset,
@@ -43,8 +44,6 @@ from .breeds import class_lookup, match_breed
 from .serving.loading import ArtifactError, LoadedModel, load_model
 from .serving.transforms import to_rgb
 
-FORMATS = ("md", "html")
-SPLIT_CHOICES = ("train", "valid", "test", "all")
 REPORT_FILES = (
     "report.md", "report.html", "metrics.json", "predictions.csv", "confusion_matrix.png", "per_breed.png", "examples",
 )
