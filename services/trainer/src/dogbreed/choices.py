@@ -1,7 +1,7 @@
 """Names and defaults that ``--help`` shows, in a module that imports nothing heavy.
 
-The commands (``dogbreed.commands``) declare their options with these, so ``dogbreed SUB --help`` and a
-mistyped flag answer without importing torch; the library modules import them from here. The one
+``dogbreed train``'s flags (``training/arguments.py``) and the other commands' options use these, so
+the flags can be declared without importing torch; the library modules import them from here. The one
 exception is ``BACKBONES``: its home is ``serving/architectures.py``, which is copied into every artifact
 and must stand alone, so this is a copy, kept equal by tests/trainer/test_cli.py.
 """
