@@ -24,7 +24,7 @@ from .distributed import is_distributed
 
 
 def _default_download_dir(uri: str) -> Path:
-    from .s3 import split_s3_uri
+    from ..s3 import split_s3_uri
 
     bucket, key = split_s3_uri(uri)
     return Path.home() / ".cache" / "dogbreed" / "data" / bucket / key.strip("/")
@@ -42,7 +42,7 @@ def load_data(args: argparse.Namespace, dist_env: DistributedEnv | None = None) 
     dist_env = dist_env or DistributedEnv()
     data_dir = args.data
     if data_dir is not None and data_dir.startswith("s3://"):
-        from .s3 import download_prefix
+        from ..s3 import download_prefix
 
         target = Path(args.download_dir) if args.download_dir else _default_download_dir(data_dir)
         if dist_env.local_rank == 0:
