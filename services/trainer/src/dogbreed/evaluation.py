@@ -31,6 +31,7 @@ import torch
 from PIL import Image
 
 from .artifact import InputError
+from .breeds import class_lookup, match_breed
 from .choices import FORMATS, SPLIT_CHOICES
 from .data import (
     DataError,
@@ -40,7 +41,6 @@ from .data import (
     find_split_dirs,
     load_split_record,
 )
-from .breeds import class_lookup, match_breed
 from .serving.loading import ArtifactError, LoadedModel, load_model
 from .serving.transforms import to_rgb
 

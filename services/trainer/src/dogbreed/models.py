@@ -55,7 +55,6 @@ __all__ = [
 ]
 
 
-
 class WeightsError(ValueError):
     """Starting weights that cannot be had or do not fit the backbone (one line, for the user)."""
 

@@ -4,12 +4,11 @@ Laid out like torchvision's references/classification/train.py, with the reusabl
 ``dogbreed.training`` (as timm and torchvision keep them apart from the entry point): the flags
 (``training.arguments``), the loop (``training.engine``: ``train_one_epoch``, ``evaluate``), the data
 loaders, checkpoints, the feature cache, the distributed helpers, errors and logging. This module is
-the run: :func:`main` (``main(args)`` as in torchvision) does :func:`setup`, :func:`resume`,
-:func:`fit` and :func:`finish`; :func:`cli_main` is the entry point of ``dogbreed train``
-(``dogbreed.commands.train``), ``python -m dogbreed.train`` and the SageMaker entry script. The same
-entry point runs on a laptop, an EC2 host (``torchrun`` for several GPUs or hosts) and SageMaker
-script mode, which passes hyperparameters as (possibly quoted) strings and describes the job in
-``SM_*`` variables.
+the run: :func:`main` (``main(args)`` as in torchvision), then the artifact and the report;
+:func:`cli_main` is the entry point of ``dogbreed train``, ``python -m dogbreed.train`` and the
+SageMaker entry script. It runs on a laptop, an EC2 host (``torchrun`` for several GPUs or hosts)
+and SageMaker script mode, which passes hyperparameters as (possibly quoted) strings and describes
+the job in ``SM_*`` variables.
 
 Only rank 0 prints metric lines, writes checkpoints, the artifact and the report. Bad input
 (a data folder in neither layout, an unknown backbone, weights that cannot be had...) ends with a
