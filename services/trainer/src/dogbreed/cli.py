@@ -24,7 +24,7 @@ SUBCOMMANDS = {
     ),
     "tune": ("dogbreed.tuning:tune_command", "Search hyperparameters of `dogbreed train` with Optuna (TPE + median pruning)."),
     "profile": (
-        "dogbreed.profiling:profile_command",
+        "dogbreed.commands.profile:command",
         "Profile N training steps of `dogbreed train` and write an HTML report with findings.",
     ),
     "launch": ("dogbreed.commands.launch:command", "Run training or hyperparameter tuning as SageMaker jobs (boto3; needs AWS credentials)."),
