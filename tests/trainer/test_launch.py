@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from moto import mock_aws
 
 from dogbreed import launch, train
+from dogbreed.commands import launch as launch_command
 from dogbreed.metric_lines import METRIC_DEFINITIONS
 from dogbreed.tuning import load_search_space
 
@@ -50,7 +51,7 @@ def aws(monkeypatch):
 
         # What actually goes over the wire (moto rewrites some fields when describing a job).
         session.events.register("provide-client-params.sagemaker.*", record)
-        monkeypatch.setattr(launch, "_clients", lambda region: (session, REGION))
+        monkeypatch.setattr(launch_command, "_clients", lambda region: (session, REGION))
         session.sent = sent
         yield session
 
@@ -70,7 +71,7 @@ def toolkit_argv(hyperparameters: dict[str, str]) -> list[str]:
 
 
 def run_cli(*args: str):
-    return CliRunner().invoke(launch.launch_group, list(args), catch_exceptions=False)
+    return CliRunner().invoke(launch_command.command, list(args), catch_exceptions=False)
 
 
 TRAIN_ARGS = [
@@ -256,7 +257,7 @@ def test_launch_train_multi_instance_uses_torch_distributed(aws, tmp_path):
 
 
 def test_multi_instance_without_ddp_is_refused_and_nothing_is_created(aws):
-    result = CliRunner().invoke(launch.launch_group, [*TRAIN_ARGS, "--instance-count", "2", "--distribution", "none"])
+    result = CliRunner().invoke(launch_command.command, [*TRAIN_ARGS, "--instance-count", "2", "--distribution", "none"])
     assert result.exit_code == 1
     assert result.stderr == (
         "Error: --instance-count 2 needs --distribution torch_distributed: without a distributed launcher every "
@@ -276,7 +277,7 @@ def test_multi_instance_without_ddp_is_refused_and_nothing_is_created(aws):
     ],
 )
 def test_bad_train_options(aws, args, message):
-    result = CliRunner().invoke(launch.launch_group, [*TRAIN_ARGS, *args])
+    result = CliRunner().invoke(launch_command.command, [*TRAIN_ARGS, *args])
     assert result.exit_code == 1
     assert message in result.stderr
     assert aws.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
@@ -284,7 +285,7 @@ def test_bad_train_options(aws, args, message):
 
 def test_missing_role_names_the_option(aws):
     args = [a for a in TRAIN_ARGS if a not in ("--role", ROLE)]
-    result = CliRunner().invoke(launch.launch_group, args)
+    result = CliRunner().invoke(launch_command.command, args)
     assert result.exit_code == 1
     assert "no execution role: pass --role" in result.stderr
 
@@ -366,9 +367,9 @@ def test_launch_tune_multi_instance_trials_use_torch_distributed(aws):
 
 def test_launch_tune_name_and_limits(aws):
     base = ["tune", "--role", ROLE, "--data", f"s3://{BUCKET}/d", "--output-path", f"s3://{BUCKET}/hpo"]
-    too_long = CliRunner().invoke(launch.launch_group, [*base, "--job-name", "x" * 33])
+    too_long = CliRunner().invoke(launch_command.command, [*base, "--job-name", "x" * 33])
     assert too_long.exit_code == 1 and "up to 32 letters" in too_long.stderr
-    limits = CliRunner().invoke(launch.launch_group, [*base, "--max-jobs", "2", "--max-parallel-jobs", "4"])
+    limits = CliRunner().invoke(launch_command.command, [*base, "--max-jobs", "2", "--max-parallel-jobs", "4"])
     assert limits.exit_code == 1 and "--max-parallel-jobs (4) cannot exceed --max-jobs (2)" in limits.stderr
 
 
@@ -453,8 +454,8 @@ def test_results_table(monkeypatch):
             },
             {"HyperParameterTuningJobName": "hpo-1", "NextToken": "page2"},
         )
-        monkeypatch.setattr(launch, "_clients", lambda region: (StubbedSession(client), REGION))
-        result = CliRunner().invoke(launch.launch_group, ["results", "hpo-1"])
+        monkeypatch.setattr(launch_command, "_clients", lambda region: (StubbedSession(client), REGION))
+        result = CliRunner().invoke(launch_command.command, ["results", "hpo-1"])
         stub.assert_no_pending_responses()
     assert result.exit_code == 0, result.output
     assert result.stderr == "hpo-1: Completed, objective validation:accuracy (Maximize)\n"
@@ -468,7 +469,7 @@ def test_results_table(monkeypatch):
 
 
 def test_results_for_unknown_job_is_a_clear_error(aws):
-    result = CliRunner().invoke(launch.launch_group, ["results", "nope"])
+    result = CliRunner().invoke(launch_command.command, ["results", "nope"])
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: reading the tuning job failed: ")
     assert "Could not find hyper parameter tuning job 'nope'" in result.stderr
@@ -485,8 +486,8 @@ def test_region_comes_from_aws_region_or_aws_default_region(monkeypatch, tmp_pat
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    assert launch._clients(None)[1] == expected
-    assert launch._clients("ap-south-1")[1] == "ap-south-1"
+    assert launch_command._clients(None)[1] == expected
+    assert launch_command._clients("ap-south-1")[1] == "ap-south-1"
 
 
 def test_no_region_at_all_is_a_clear_error(monkeypatch, tmp_path):
@@ -494,4 +495,4 @@ def test_no_region_at_all_is_a_clear_error(monkeypatch, tmp_path):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     with pytest.raises(click.ClickException, match="no AWS region: pass --region or set AWS_REGION"):
-        launch._clients(None)
+        launch_command._clients(None)

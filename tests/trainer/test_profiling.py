@@ -16,9 +16,10 @@ from click.testing import CliRunner
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from dogbreed import profiling
 from dogbreed.cli import main as dogbreed_cli
-from dogbreed.profiling import Finding, ProfileResult, ResourceSample, StepRecord, analyse
+from dogbreed.profiling import analysis, measurement, rendering
+from dogbreed.profiling.analysis import Finding, analyse
+from dogbreed.profiling.records import ProfileResult, ResourceSample, StepRecord
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -51,7 +52,7 @@ def by_title(findings: list[Finding]) -> dict[str, Finding]:
 
 def test_step_outliers_exclude_the_first_step():
     steps = steps_of([5000] + [100] * 30 + [900] + [100] * 10)
-    outliers, mean, std = profiling.step_outliers(steps)
+    outliers, mean, std = analysis.step_outliers(steps)
     assert [s.step for s in outliers] == [31]
     assert mean == pytest.approx((40 * 100 + 900) / 41 / 1000)
     found = by_title(analyse(result(steps)))["Step-time outliers"]
@@ -156,7 +157,7 @@ def busy(seconds: float) -> None:
 def test_resource_sampler(use_psutil):
     if use_psutil:
         pytest.importorskip("psutil")
-    with profiling.ResourceSampler(0.05, use_psutil=use_psutil) as sampler:
+    with measurement.ResourceSampler(0.05, use_psutil=use_psutil) as sampler:
         # Work until the sampler thread has taken 3 samples (a loaded CI machine may schedule it late).
         deadline = time.monotonic() + 20
         while len(sampler.samples) < 3 and time.monotonic() < deadline:
@@ -181,7 +182,7 @@ def tiny_training():
     dataset = TensorDataset(torch.randn(48, 3, 16, 16), torch.randint(0, 3, (48,)))
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    step = profiling.default_train_step(model, optimizer, nn.CrossEntropyLoss(), torch.device("cpu"))
+    step = measurement.default_train_step(model, optimizer, nn.CrossEntropyLoss(), torch.device("cpu"))
     return dataset, model, step
 
 
@@ -190,7 +191,7 @@ def test_profile_steps_writes_trace_and_report(tmp_path):
     before = model[0].weight.detach().clone()
     loader = DataLoader(dataset, batch_size=8)  # 6 batches: the loader restarts once
     settings = {"device": "cpu", "workers": 0, "cpu_count": 2, "batch_size": 8, "torch_threads": torch.get_num_threads()}
-    r = profiling.profile_steps(loader, step, steps=9, device=torch.device("cpu"), output_dir=tmp_path, settings=settings, active_steps=4, sample_interval=0.05)
+    r = measurement.profile_steps(loader, step, steps=9, device=torch.device("cpu"), output_dir=tmp_path, settings=settings, active_steps=4, sample_interval=0.05)
     assert len(r.steps) == 9 and all(s.batch_size == 8 for s in r.steps)
     assert not torch.equal(before, model[0].weight)  # the steps trained
     assert r.settings["profiled_steps"] == "2..5"
@@ -202,9 +203,9 @@ def test_profile_steps_writes_trace_and_report(tmp_path):
     step_events = {e["name"] for e in trace["traceEvents"] if e.get("name", "").startswith("ProfilerStep#")}
     assert step_events == {"ProfilerStep#2", "ProfilerStep#3", "ProfilerStep#4", "ProfilerStep#5"}
 
-    r.sweep = [profiling.measure_batch_size(DataLoader(dataset, batch_size=b), step, steps=2, device=torch.device("cpu"), batch_size=b) for b in (4, 16)]
+    r.sweep = [measurement.measure_batch_size(DataLoader(dataset, batch_size=b), step, steps=2, device=torch.device("cpu"), batch_size=b) for b in (4, 16)]
     assert [s["batch_size"] for s in r.sweep] == [4, 16] and all(s["images_per_s"] > 0 for s in r.sweep)
-    report = profiling.write_report(r, tmp_path)
+    report = rendering.write_report(r, tmp_path)
     html = report.read_text()
     for png in ("step_times.png", "utilisation.png", "batch_sizes.png"):
         assert (tmp_path / png).read_bytes()[:8] == PNG_MAGIC
@@ -239,9 +240,9 @@ def test_profile_command_runs_the_trainers_steps(dogimages_dir, tmp_path):
 
 def test_step_progress_redraws_one_line_with_an_eta():
     stream = io.StringIO()
-    progress = profiling.StepProgress("profile", 4, stream=stream, redraw=True)
+    progress = measurement.StepProgress("profile", 4, stream=stream, redraw=True)
     for _ in range(2):
-        progress(profiling.StepRecord(0, 8, 0.1, 0.4))
+        progress(StepRecord(0, 8, 0.1, 0.4))
     progress.finish()
     assert stream.getvalue() == (
         "\rprofile: step 1/4, 500 ms/step, ETA 2 s\x1b[K"
@@ -254,11 +255,11 @@ def test_no_libkineto_gpu_error_on_a_cpu_machine(tmp_path):
     # libkineto prints its "gpuGetDeviceCount failed" ERROR from C++ on the process's stderr: run apart.
     code = (
         "import torch\n"
-        "from dogbreed import profiling\n"
+        "from dogbreed.profiling import measurement\n"
         "model = torch.nn.Linear(4, 2)\n"
         "data = [(torch.randn(2, 4), torch.tensor([0, 1]))] * 3\n"
         "step = lambda batch: model(batch[0]).sum().backward()\n"
-        f"profiling.profile_steps(data, step, steps=3, device=torch.device('cpu'), output_dir={str(tmp_path)!r}, settings={{}})\n"
+        f"measurement.profile_steps(data, step, steps=3, device=torch.device('cpu'), output_dir={str(tmp_path)!r}, settings={{}})\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     assert result.returncode == 0, result.stderr
@@ -272,3 +273,10 @@ def test_profile_command_bad_input(tmp_path):
     assert not (tmp_path / "p").exists()
     bad = CliRunner().invoke(dogbreed_cli, ["profile", "--batch-sizes", "8,x", "--data", str(tmp_path)])
     assert bad.exit_code == 2 and "expected comma-separated integers" in bad.stderr
+
+
+def test_analysis_and_rendering_do_not_import_torch():
+    # Only measuring needs torch: a saved run can be analysed and rendered on a machine without it.
+    code = "import sys\nimport dogbreed.profiling.analysis, dogbreed.profiling.rendering\nprint('torch' in sys.modules)\n"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

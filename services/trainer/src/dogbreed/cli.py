@@ -16,20 +16,20 @@ SUBCOMMANDS = {
         "Train a breed classifier; writes model.tar.gz and a report (dogbreed train --help lists every flag).",
     ),
     "evaluate": ("dogbreed.evaluation:evaluate_command", "Evaluate a model artifact on labelled photos and write a report."),
-    "package": ("dogbreed.artifact:package_command", "Write a model artifact (model.tar.gz) for SageMaker and `dogbreed serve`."),
+    "package": ("dogbreed.commands.package:command", "Write a model artifact (model.tar.gz) for SageMaker and `dogbreed serve`."),
     "serve": (
-        "dogbreed.server:serve_command",
+        "dogbreed.commands.serve:command",
         "Serve a model artifact over HTTP like a SageMaker endpoint (GET /ping, POST /invocations, "
         "POST /endpoints/NAME/invocations).",
     ),
     "tune": ("dogbreed.tuning:tune_command", "Search hyperparameters of `dogbreed train` with Optuna (TPE + median pruning)."),
     "profile": (
-        "dogbreed.profiling:profile_command",
+        "dogbreed.commands.profile:command",
         "Profile N training steps of `dogbreed train` and write an HTML report with findings.",
     ),
-    "launch": ("dogbreed.launch:launch_group", "Run training or hyperparameter tuning as SageMaker jobs (boto3; needs AWS credentials)."),
+    "launch": ("dogbreed.commands.launch:command", "Run training or hyperparameter tuning as SageMaker jobs (boto3; needs AWS credentials)."),
     "verify": (
-        "dogbreed.verify:verify_command",
+        "dogbreed.commands.verify:command",
         "Load ARTIFACT as the SageMaker container does and classify one image; exit 1 on any failure.",
     ),
 }

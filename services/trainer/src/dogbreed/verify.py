@@ -20,8 +20,6 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-import click
-
 DEFAULT_TIMEOUT_S = 600
 
 # Runs in the child interpreter: standard library only until the artifact's own code is imported.
@@ -193,24 +191,3 @@ def summary(artifact: str | os.PathLike, result: dict) -> str:
         if check.get("reason"):
             line += f" ({check['reason']})"
     return line
-
-
-@click.command(name="verify")
-@click.argument("artifact", type=click.Path(path_type=Path))
-@click.option("--image", type=click.Path(path_type=Path), default=None,
-              help="Photo to classify. Default: a generated test image.")
-@click.option("--python", "python", default=None,
-              help="Interpreter to check with, e.g. one with the serving image's torch. Default: this one.")
-@click.option("--timeout", type=click.FloatRange(min=1), default=DEFAULT_TIMEOUT_S, show_default=True,
-              help="Seconds to wait for the check.")
-def verify_command(artifact, image, python, timeout):
-    """Load ARTIFACT as the SageMaker container does and classify one image; exit 1 on any failure.
-
-    A fresh `python -I`, only the artifact's code/ on the path (the dogbreed package unimportable), no
-    network: model_fn, then input_fn/predict_fn/output_fn on raw and JSON requests.
-    """
-    try:
-        result = verify_artifact(artifact, image=image, python=python, timeout=timeout)
-    except VerificationError as exc:
-        raise click.ClickException(f"verification failed: {exc}") from None
-    click.echo(summary(artifact, result))
