@@ -5,8 +5,8 @@ Laid out like torchvision's references/classification/train.py, with the reusabl
 (``training.arguments``), the loop (``training.engine``: ``train_one_epoch``, ``evaluate``), the data
 loaders, checkpoints, the feature cache, the distributed helpers, errors and logging. This module is
 the run: :func:`main` (``main(args)`` as in torchvision), then the artifact and the report;
-:func:`cli_main` is the entry point of ``dogbreed train``, ``python -m dogbreed.train`` and the
-SageMaker entry script. It runs on a laptop, an EC2 host (``torchrun`` for several GPUs or hosts)
+:func:`run_command` runs ``dogbreed train`` (``dogbreed.commands.train``) once its flags are parsed;
+:func:`cli_main` is the entry point of ``python -m dogbreed.train`` and the SageMaker entry scripts. It runs on a laptop, an EC2 host (``torchrun`` for several GPUs or hosts)
 and SageMaker script mode, which passes hyperparameters as (possibly quoted) strings and describes
 the job in ``SM_*`` variables.
 
@@ -34,7 +34,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -70,8 +69,8 @@ from .sagemaker_env import (
 )
 from .serving.architectures import build_model
 
-# The torchvision-reference names of the flags (get_args_parser, parse_args) stay importable from here.
-from .training.arguments import get_args_parser, parse_args, resolve_args  # noqa: F401
+# The torchvision-reference name parse_args stays importable from here (tune, profile, tests use it).
+from .training.arguments import parse_args, resolve_args
 from .training.checkpoints import (
     BEST_MODEL_NAME,
     atomic_save,
@@ -553,12 +552,18 @@ def write_evaluation_report(artifact: Path, data: DatasetSplits, split: str, out
 
 
 def cli_main(argv: Sequence[str] | None = None, prog: str = "dogbreed train") -> int:
-    """Parse, train, and turn a user error into one line on stderr and exit code 2."""
+    """Parse and train (``python -m dogbreed.train``, the SageMaker entry scripts): a usage error is click's
+    (exit 2), a user error one line on stderr (exit 2)."""
     configure_logging()
     try:
         args = parse_args(argv, prog=prog)
-    except SystemExit as exc:  # argparse: --help (0) or a bad argument (2, message already printed)
+    except SystemExit as exc:  # --help (0) or a bad argument (2, message already printed)
         return exc.code if isinstance(exc.code, int) else 2
+    return run_command(args, prog)
+
+
+def run_command(args: argparse.Namespace, prog: str = "dogbreed train") -> int:
+    """Train with parsed ``args`` and turn a user error into one line on stderr; returns the exit code."""
     try:
         with sigterm_as_interrupt():
             main(args)
@@ -578,17 +583,6 @@ def cli_main(argv: Sequence[str] | None = None, prog: str = "dogbreed train") ->
         print(f"{prog}: interrupted; the last completed epoch's checkpoint is kept (resume with --resume auto)", file=sys.stderr)
         return 130
     return 0
-
-
-@click.command(
-    "train",
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-    add_help_option=False,
-)
-@click.pass_context
-def train_command(ctx: click.Context) -> None:
-    """Train a breed classifier; writes model.tar.gz and a report (dogbreed train --help lists every flag)."""
-    ctx.exit(cli_main(list(ctx.args), prog="dogbreed train"))
 
 
 if __name__ == "__main__":
