@@ -536,7 +536,7 @@ def run_study(
 def __getattr__(name: str):
     # `dogbreed tune` moved to dogbreed.commands.tune; the old name still finds it.
     if name == "tune_command":
-        from .commands.tune import tune_command
+        from .commands.tune import command
 
-        return tune_command
+        return command
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -22,4 +22,4 @@ def _train(ctx: click.Context, **params) -> None:
     ctx.exit(run_command(namespace(ctx.command, params), prog="dogbreed train"))
 
 
-train_command = _TrainCli("train", callback=_train)
+command = _TrainCli("train", callback=_train)

@@ -34,7 +34,7 @@ from ..tuning import (
 @click.option("--startup-trials", default=5, show_default=True, type=click.IntRange(min=0), help="Random trials before TPE models the results; also trials before pruning starts.")
 @click.option("--pruner-warmup-epochs", default=1, show_default=True, type=click.IntRange(min=1), help="Epochs every trial completes before it may be pruned.")
 @click.argument("train_args", nargs=-1, type=click.UNPROCESSED)
-def tune_command(n_trials, timeout, output_dir, storage, study_name, search_space, sampler_seed, startup_trials, pruner_warmup_epochs, train_args):
+def command(n_trials, timeout, output_dir, storage, study_name, search_space, sampler_seed, startup_trials, pruner_warmup_epochs, train_args):
     """Search hyperparameters of `dogbreed train` with Optuna (TPE + median pruning).
 
     Every other option goes to `dogbreed train` for every trial (e.g. --data DIR --backbone resnet18).
