@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -64,6 +65,27 @@ def test_boolean_flags_work_bare_and_with_a_value():
     assert parse_args(["--channels-last"]).channels_last is True
     assert parse_args(["--channels-last", "0"]).channels_last is False
     assert parse_args([]).channels_last is True
+    bare_then_flag = parse_args(["--report", "--epochs", "3"])
+    assert (bare_then_flag.report, bare_then_flag.epochs) == (True, 3)
+    assert parse_args(["--report=false"]).report is False
+    assert parse_args(["--report", '"False"']).report is False
+
+
+def test_sagemaker_internal_arguments_are_ignored_and_logged(caplog):
+    with caplog.at_level(logging.INFO, logger="dogbreed"):
+        args = parse_args(["--epochs", "2", "--_tuning_objective_metric", "validation:accuracy", "--sagemaker_program", "train.py"])
+    assert args.epochs == 2
+    assert "ignoring SageMaker's own arguments: --_tuning_objective_metric validation:accuracy --sagemaker-program train.py" in caplog.messages
+
+
+def test_a_bad_flag_prints_clicks_usage_error_and_exits_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--epochs", "many"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        "Usage: dogbreed train [OPTIONS]\nTry 'dogbreed train --help' for help.\n\n"
+        "Error: Invalid value for '--epochs': expected an integer, got 'many'\n"
+    )
 
 
 # --- the environment ---------------------------------------------------------------------------------

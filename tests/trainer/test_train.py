@@ -20,6 +20,7 @@ import dogbreed.train as train_module
 from dogbreed.cli import main as dogbreed_cli
 from dogbreed.metric_lines import METRIC_DEFINITIONS, parse_epoch_line
 from dogbreed.train import cli_main, parse_args
+from dogbreed.training.arguments import train_params
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -235,6 +236,7 @@ def test_quoted_hyperparameters_through_the_dogbreed_command(dogimages_dir, tmp_
     quoted = [f'"{a}"' if not a.startswith("--") else a.replace("-", "_").replace("__", "--", 1) for a in map(str, argv)]
     result = CliRunner().invoke(dogbreed_cli, ["train", *quoted, "--_tuning_objective_metric", "validation:accuracy"])
     assert result.exit_code == 0, result.output
+    assert "ignoring SageMaker's own arguments: --_tuning_objective_metric validation:accuracy" in result.stderr
     assert result.stdout.startswith("epoch=1 ")
     assert (tmp_path / "out" / "model.tar.gz").is_file()
 
@@ -243,13 +245,10 @@ def test_help_lists_every_flag_with_its_default():
     result = CliRunner().invoke(dogbreed_cli, ["train", "--help"])
     assert result.exit_code == 0
     help_text = " ".join(result.output.split())
-    parser = train_module.get_args_parser()
-    formatter = parser._get_formatter()
-    for action in parser._actions:
-        if action.option_strings and action.dest != "help":
-            assert action.option_strings[0] in help_text
-            assert "(default: " in formatter._get_help_string(action), action.dest
-    assert "--backbone {resnet18,resnet34,resnet50,resnet101,efficientnet_lite0}" in help_text
+    for param in train_params():
+        assert param.opts[0] in help_text
+        assert "(default: " in param.help, param.name
+    assert "--backbone [resnet18|resnet34|resnet50|resnet101|efficientnet_lite0]" in help_text
     assert "network (default: resnet50)" in help_text
 
 
@@ -257,7 +256,7 @@ def test_sagemaker_entry_point_script_runs_the_trainer():
     script = REPO_ROOT / "services" / "trainer" / "sagemaker_entry" / "train.py"
     result = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("usage: train.py ") and "--checkpoint-dir" in result.stdout
+    assert result.stdout.startswith("Usage: train.py [OPTIONS]") and "--checkpoint-dir" in result.stdout
 
 
 @pytest.mark.filterwarnings("ignore:'dogbreed.train' found in sys.modules")
@@ -266,7 +265,7 @@ def test_python_dash_m_dogbreed_train(monkeypatch, capsys):
     with pytest.raises(SystemExit) as exit_info:
         runpy.run_module("dogbreed.train", run_name="__main__")
     assert exit_info.value.code == 0
-    assert capsys.readouterr().out.startswith("usage: python -m dogbreed.train ")
+    assert capsys.readouterr().out.startswith("Usage: python -m dogbreed.train [OPTIONS]")
 
 
 # --- bad input: one line, exit code 2, nothing written ---------------------------------------------------
@@ -281,25 +280,62 @@ def assert_refused(argv, tmp_path, expected_error: str) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def assert_usage_error(argv, tmp_path, expected_error: str) -> None:
+    """A bad flag: click's usage error like every dogbreed command, exit 2, nothing written."""
+    result = CliRunner().invoke(dogbreed_cli, ["train", *map(str, argv)], prog_name="dogbreed")
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        "Usage: dogbreed train [OPTIONS]\n"
+        "Try 'dogbreed train --help' for help.\n"
+        "\n"
+        f"Error: {expected_error}\n"
+    )
+    assert result.stdout == ""
+    assert not (tmp_path / "out").exists()
+
+
 def test_unknown_backbone(dogimages_dir, tmp_path, train_argv):
-    assert_refused(train_argv(dogimages_dir, tmp_path / "out", "--backbone", "vgg16"), tmp_path,
-                   "argument --backbone: invalid choice: 'vgg16' (choose from 'resnet18', 'resnet34', 'resnet50', "
-                   "'resnet101', 'efficientnet_lite0')")
+    assert_usage_error(train_argv(dogimages_dir, tmp_path / "out", "--backbone", "vgg16"), tmp_path,
+                       "Invalid value for '--backbone': 'vgg16' is not one of 'resnet18', 'resnet34', 'resnet50', "
+                       "'resnet101', 'efficientnet_lite0'.")
 
 
 def test_unknown_optimizer(dogimages_dir, tmp_path, train_argv):
-    assert_refused(train_argv(dogimages_dir, tmp_path / "out", "--optimizer", "adam"), tmp_path,
-                   "argument --optimizer: invalid choice: 'adam' (choose from 'adamw', 'sgd')")
+    assert_usage_error(train_argv(dogimages_dir, tmp_path / "out", "--optimizer", "adam"), tmp_path,
+                       "Invalid value for '--optimizer': 'adam' is not one of 'adamw', 'sgd'.")
 
 
 def test_bad_number(dogimages_dir, tmp_path, train_argv):
-    assert_refused(train_argv(dogimages_dir, tmp_path / "out", "--batch-size", "0"), tmp_path,
-                   "argument --batch-size: expected a number > 0, got '0'")
+    assert_usage_error(train_argv(dogimages_dir, tmp_path / "out", "--batch-size", "0"), tmp_path,
+                       "Invalid value for '--batch-size': expected a number > 0, got '0'")
+
+
+def test_bad_integer(dogimages_dir, tmp_path, train_argv):
+    assert_usage_error(train_argv(dogimages_dir, tmp_path / "out", "--epochs", "many"), tmp_path,
+                       "Invalid value for '--epochs': expected an integer, got 'many'")
 
 
 def test_unknown_argument(dogimages_dir, tmp_path, train_argv):
-    assert_refused(train_argv(dogimages_dir, tmp_path / "out", "--colour", "blue"), tmp_path,
-                   "unrecognized arguments: --colour blue")
+    assert_usage_error(train_argv(dogimages_dir, tmp_path / "out", "--colour", "blue"), tmp_path,
+                       "No such option '--colour'. Did you mean '--lr'?")
+
+
+def test_stray_value(dogimages_dir, tmp_path, train_argv):
+    assert_usage_error([*train_argv(dogimages_dir, tmp_path / "out"), "blue"], tmp_path,
+                       "Got unexpected extra argument (blue)")
+
+
+def test_a_usage_error_is_sagemakers_one_line_failure_reason(dogimages_dir, tmp_path, train_argv, monkeypatch, capsys):
+    # The bad-hyperparameter job of tests/training_image (which needs a training image to run): the toolkit
+    # decodes the hyperparameter '"many"' and runs the entry script (cli_main) with --epochs many.
+    monkeypatch.setenv("SM_OUTPUT_DIR", str(tmp_path / "sm-output"))
+    (tmp_path / "sm-output").mkdir()
+    code, stdout, stderr = run([*train_argv(dogimages_dir, tmp_path / "out"), "--epochs", "many"], capsys)
+    assert code == 2 and stdout == []
+    assert stderr.endswith("Error: Invalid value for '--epochs': expected an integer, got 'many'\n")
+    assert (tmp_path / "sm-output" / "failure").read_text() == (
+        "dogbreed train: error: Invalid value for '--epochs': expected an integer, got 'many'\n")
+    assert not (tmp_path / "out").exists()
 
 
 def test_missing_data_folder(tmp_path, train_argv):
@@ -383,7 +419,7 @@ def test_readme_documents_every_flag():
     readme = (REPO_ROOT / "services" / "trainer" / "README.md").read_text()
     table = readme[readme.index("### Flags"):readme.index("### From Python")]
     documented = set(re.findall(r"^\| `(--[a-z0-9-]+)", table, re.M))
-    flags = {a.option_strings[0] for a in train_module.get_args_parser()._actions if a.option_strings and a.dest != "help"}
+    flags = {param.opts[0] for param in train_params()}
     assert documented == flags
 
 

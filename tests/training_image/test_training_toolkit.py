@@ -203,7 +203,7 @@ def test_the_bundle_trains_through_the_toolkit(tmp_path, fresh_checkpoints):
 @pytest.mark.parametrize(
     ("case", "hyperparameters", "channel", "reason"),
     [
-        ("bad hyperparameter", {"epochs": '"many"'}, True, "dogbreed train: error: argument --epochs: expected an integer, got 'many'"),
+        ("bad hyperparameter", {"epochs": '"many"'}, True, "dogbreed train: error: Invalid value for '--epochs': expected an integer, got 'many'"),
         ("empty channel", {}, False, "dogbreed train: error: "),
     ],
 )

@@ -12,7 +12,7 @@ import click
 # each command's own short help.
 SUBCOMMANDS = {
     "train": (
-        "dogbreed.train:train_command",
+        "dogbreed.commands.train:command",
         "Train a breed classifier; writes model.tar.gz and a report (dogbreed train --help lists every flag).",
     ),
     "evaluate": ("dogbreed.evaluation:evaluate_command", "Evaluate a model artifact on labelled photos and write a report."),
@@ -22,7 +22,7 @@ SUBCOMMANDS = {
         "Serve a model artifact over HTTP like a SageMaker endpoint (GET /ping, POST /invocations, "
         "POST /endpoints/NAME/invocations).",
     ),
-    "tune": ("dogbreed.tuning:tune_command", "Search hyperparameters of `dogbreed train` with Optuna (TPE + median pruning)."),
+    "tune": ("dogbreed.commands.tune:command", "Search hyperparameters of `dogbreed train` with Optuna (TPE + median pruning)."),
     "profile": (
         "dogbreed.commands.profile:command",
         "Profile N training steps of `dogbreed train` and write an HTML report with findings.",

@@ -4,15 +4,18 @@ Laid out like torchvision's references/classification/train.py, with the reusabl
 ``dogbreed.training`` (as timm and torchvision keep them apart from the entry point): the flags
 (``training.arguments``), the loop (``training.engine``: ``train_one_epoch``, ``evaluate``), the data
 loaders, checkpoints, the feature cache, the distributed helpers, errors and logging. This module is
-the run: :func:`main` (``main(args)`` as in torchvision), then the artifact and the report;
-:func:`cli_main` is the entry point of ``dogbreed train``, ``python -m dogbreed.train`` and the
-SageMaker entry script. It runs on a laptop, an EC2 host (``torchrun`` for several GPUs or hosts)
-and SageMaker script mode, which passes hyperparameters as (possibly quoted) strings and describes
-the job in ``SM_*`` variables.
+the run: :func:`main` (``main(args)`` as in torchvision) in four phases that can be tested apart --
+:func:`setup` (data, model, folders; every check of the input, nothing written), :func:`resume`
+(:func:`load_resume_checkpoint`, then the state restored), :func:`fit` (the epochs, checkpoints, early
+stopping) and :func:`finish` (final evaluation, artifact, report, upload). :func:`run_command` runs
+``dogbreed train`` (``dogbreed.commands.train``) once its flags are parsed; :func:`cli_main` is the entry
+point of ``python -m dogbreed.train`` and the SageMaker entry scripts. It runs on a laptop, an EC2 host
+(``torchrun`` for several GPUs or hosts) and SageMaker script mode, which passes hyperparameters as
+(possibly quoted) strings and describes the job in ``SM_*`` variables.
 
-Only rank 0 prints metric lines, writes checkpoints, the artifact and the report. Bad input
-(a data folder in neither layout, an unknown backbone, weights that cannot be had...) ends with a
-one-line error and exit code 2 before anything is written.
+Only rank 0 prints metric lines, writes checkpoints, the artifact and the report. A bad flag is a
+click usage error (exit code 2); other bad input (a data folder in neither layout, weights that cannot
+be had...) ends with a one-line error and exit code 2 before anything is written.
 """
 
 from __future__ import annotations
@@ -31,10 +34,9 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import click
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -70,8 +72,8 @@ from .sagemaker_env import (
 )
 from .serving.architectures import build_model
 
-# The torchvision-reference names of the flags (get_args_parser, parse_args) stay importable from here.
-from .training.arguments import get_args_parser, parse_args, resolve_args  # noqa: F401
+# The torchvision-reference name parse_args stays importable from here (tune, profile, tests use it).
+from .training.arguments import parse_args, resolve_args
 from .training.checkpoints import (
     BEST_MODEL_NAME,
     atomic_save,
@@ -174,22 +176,70 @@ def main(
 
 
 def _run(args, dist_env: DistributedEnv, device: torch.device, *, on_epoch_end, on_step_end) -> TrainResult:
-    is_main = dist_env.is_main
-    rank, world_size = dist_env.rank, dist_env.world_size
-    configure_threads(args.threads)
+    run = setup(args, dist_env, device)  # everything that can fail on bad input; nothing written
+    checkpoint = load_resume_checkpoint(run)
+    prepare_outputs(run)
+    state = new_fit_state(run)
+    if checkpoint is not None:
+        resume(run, state, checkpoint)
+    fit(run, state, on_epoch_end=on_epoch_end, on_step_end=on_step_end)
+    return finish(run, state)
 
-    # Everything that can fail on bad input happens before anything is written.
+
+@dataclass
+class Run:
+    """What :func:`setup` settled for a run: the data, the model and where everything goes."""
+
+    args: argparse.Namespace
+    dist_env: DistributedEnv
+    device: torch.device
+    data: DatasetSplits
+    model: nn.Module
+    output_uri: str | None  # s3://... when the outputs are uploaded at the end
+    output_dir: Path | None  # None on ranks other than 0 with an s3:// destination: they write nothing
+    model_dir: Path | None
+    checkpoint_dir: Path
+    amp_dtype: torch.dtype | None
+    workers: int
+    train_preset: object
+    eval_preset: object
+
+    @property
+    def is_main(self) -> bool:
+        return self.dist_env.is_main
+
+
+@dataclass
+class FitState:
+    """The training state an epoch changes and a checkpoint stores (and :func:`resume` restores)."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    scaler: torch.amp.GradScaler | None
+    criterion: nn.Module
+    start_epoch: int = 0
+    best: dict = field(default_factory=lambda: {"val_loss": math.inf, "epoch": None, "val_acc1": None, "val_acc5": None})
+    bad_epochs: int = 0
+    stopped_early: bool = False
+    history: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    best_state: dict | None = None
+
+
+def setup(args: argparse.Namespace, dist_env: DistributedEnv, device: torch.device) -> Run:
+    """Data, model, folders, precision and presets: everything that can fail on bad input, before anything is written."""
+    configure_threads(args.threads)
     data = load_data(args, dist_env)
     if not data.splits["test"]:
         logger.warning("no test split: the final evaluation and report use the validation split")
     torch.manual_seed(args.seed)
-    model = create_model(args.backbone, data.num_classes, args.weights, progress=is_main and sys.stderr.isatty())
+    model = create_model(args.backbone, data.num_classes, args.weights, progress=dist_env.is_main and sys.stderr.isatty())
 
     output_uri = args.output_dir if args.output_dir.startswith("s3://") else None
     # With an s3:// destination rank 0 stages its outputs in a temporary folder, uploads and removes
     # it; the other ranks write nothing there, so they make none (it would be left behind).
     if output_uri:
-        output_dir = Path(tempfile.mkdtemp(prefix="dogbreed-output-")) if is_main else None
+        output_dir = Path(tempfile.mkdtemp(prefix="dogbreed-output-")) if dist_env.is_main else None
     else:
         output_dir = Path(args.output_dir)
     model_dir = Path(args.model_dir) if args.model_dir else output_dir
@@ -201,89 +251,115 @@ def _run(args, dist_env: DistributedEnv, device: torch.device, *, on_epoch_end, 
     else:
         checkpoint_dir = output_dir / "checkpoints"
 
-    checkpoint = None
-    if args.resume != "none":
-        # Rank 0 decides and shares it, so hosts without the checkpoint files resume too.
-        payload = None
-        if is_main:
-            try:
-                checkpoint = load_checkpoint(args.resume, checkpoint_dir)
-                if checkpoint is not None:
-                    check_checkpoint_fits(checkpoint, args, data)
-                    best_path = checkpoint_dir / BEST_MODEL_NAME
-                    if ("best_model" not in checkpoint and best_path.is_file()
-                            and checkpoint.get("best", {}).get("epoch") is not None):
-                        # Written before checkpoints held their best weights.
-                        checkpoint["best_model"] = torch.load(best_path, map_location="cpu", weights_only=True)
-                payload = {"checkpoint": checkpoint}
-            except ConfigError as exc:
-                payload = {"error": str(exc)}
-        payload = broadcast_object(payload, rank)
-        if "error" in payload:
-            raise ConfigError(payload["error"])
-        checkpoint = payload["checkpoint"]
-
-    amp_dtype = resolve_amp(args.amp, device)
-    scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
-    workers = default_workers(device, dist_env) if args.workers is None else args.workers
     normalisation = NORMALISATION[args.backbone]
     train_preset, eval_preset = make_presets(
         augmentation=args.augmentation, crop_size=args.image_size, resize_size=args.resize_size,
         mean=normalisation[0], std=normalisation[1],
     )
+    return Run(
+        args=args, dist_env=dist_env, device=device, data=data, model=model, output_uri=output_uri,
+        output_dir=output_dir, model_dir=model_dir, checkpoint_dir=checkpoint_dir,
+        amp_dtype=resolve_amp(args.amp, device),
+        workers=default_workers(device, dist_env) if args.workers is None else args.workers,
+        train_preset=train_preset, eval_preset=eval_preset,
+    )
 
-    if is_main:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        checkpoint_dir.mkdir(parents=True, exist_ok=True)
+
+def load_resume_checkpoint(run: Run) -> dict | None:
+    """The checkpoint ``--resume`` names (None: start afresh), checked against this run's data and flags."""
+    args, checkpoint_dir = run.args, run.checkpoint_dir
+    if args.resume == "none":
+        return None
+    # Rank 0 decides and shares it, so hosts without the checkpoint files resume too.
+    payload = None
+    if run.is_main:
+        try:
+            checkpoint = load_checkpoint(args.resume, checkpoint_dir)
+            if checkpoint is not None:
+                check_checkpoint_fits(checkpoint, args, run.data)
+                best_path = checkpoint_dir / BEST_MODEL_NAME
+                if ("best_model" not in checkpoint and best_path.is_file()
+                        and checkpoint.get("best", {}).get("epoch") is not None):
+                    # Written before checkpoints held their best weights.
+                    checkpoint["best_model"] = torch.load(best_path, map_location="cpu", weights_only=True)
+            payload = {"checkpoint": checkpoint}
+        except ConfigError as exc:
+            payload = {"error": str(exc)}
+    payload = broadcast_object(payload, run.dist_env.rank)
+    if "error" in payload:
+        raise ConfigError(payload["error"])
+    return payload["checkpoint"]
+
+
+def prepare_outputs(run: Run) -> None:
+    """The first writes (rank 0): the output and checkpoint folders and the split record; then what will run."""
+    args, data = run.args, run.data
+    if run.is_main:
+        run.output_dir.mkdir(parents=True, exist_ok=True)
+        run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         if data.split_record is not None:
-            write_split_record(data.split_record, output_dir / "split.json")
+            write_split_record(data.split_record, run.output_dir / "split.json")
     logger.info(
         "data: %d breeds; %d train / %d valid / %d test images (%s layout)",
         data.num_classes, len(data.splits["train"]), len(data.splits["valid"]), len(data.splits["test"]), data.layout,
     )
     logger.info(
         "model: %s from %s weights, mode %s; device %s, amp %s, channels_last %s, %d process(es)",
-        args.backbone, args.weights, args.mode, device, str(amp_dtype).removeprefix("torch.") if amp_dtype else "off",
-        args.channels_last, world_size,
+        args.backbone, args.weights, args.mode, run.device,
+        str(run.amp_dtype).removeprefix("torch.") if run.amp_dtype else "off", args.channels_last, run.dist_env.world_size,
     )
 
+
+def new_fit_state(run: Run) -> FitState:
+    """The model on its device with a fresh optimizer, schedule, gradient scaler and loss."""
+    args, model, device = run.args, run.model, run.device
     model.to(device)
     if args.channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, args, device)
-    scheduler = build_scheduler(optimizer, args)
-    weight = class_weights(data).to(device) if args.class_weights == "balanced" else None
-    criterion = make_criterion(weight, args.label_smoothing)
+    weight = class_weights(run.data).to(device) if args.class_weights == "balanced" else None
+    return FitState(
+        optimizer=optimizer,
+        scheduler=build_scheduler(optimizer, args),
+        scaler=torch.amp.GradScaler(device.type) if run.amp_dtype == torch.float16 else None,
+        criterion=make_criterion(weight, args.label_smoothing),
+    )
 
-    start_epoch = 0
-    best = {"val_loss": math.inf, "epoch": None, "val_acc1": None, "val_acc5": None}
-    bad_epochs = 0
-    stopped_early = False
-    history: list[dict] = []
-    warnings: list[str] = []
-    best_state: dict | None = None
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        if scaler is not None and checkpoint.get("scaler"):
-            scaler.load_state_dict(checkpoint["scaler"])
-        start_epoch = int(checkpoint["epoch"])
-        best = dict(checkpoint.get("best") or best)
-        best["val_loss"] = math.inf if best.get("val_loss") is None else best["val_loss"]
-        bad_epochs = int(checkpoint.get("bad_epochs", 0))
-        stopped_early = bool(checkpoint.get("stopped_early", False))
-        history = list(checkpoint.get("history", []))
-        warnings = list(checkpoint.get("warnings", []))
-        best_state = checkpoint.get("best_model")
-        if best_state is None and best.get("epoch") == start_epoch:
-            best_state = checkpoint["model"]  # its best epoch is its last: the same weights, stored once
-        if is_main and best_state is not None:  # a kill may have come between the checkpoint and best-model.pth
-            atomic_save(best_state, checkpoint_dir / BEST_MODEL_NAME)
-        logger.info("resumed from %s: %d epoch(s) done", checkpoint.get("path"), start_epoch)
 
-    train_dataset = ImageDataset(data.splits["train"], train_preset)
-    valid_dataset = ImageDataset(data.splits["valid"], eval_preset)
+def resume(run: Run, state: FitState, checkpoint: dict) -> None:
+    """Restore the model, optimizer, schedule, scaler and the epoch loop's bookkeeping from ``checkpoint``."""
+    run.model.load_state_dict(checkpoint["model"])
+    state.optimizer.load_state_dict(checkpoint["optimizer"])
+    state.scheduler.load_state_dict(checkpoint["scheduler"])
+    if state.scaler is not None and checkpoint.get("scaler"):
+        state.scaler.load_state_dict(checkpoint["scaler"])
+    state.start_epoch = int(checkpoint["epoch"])
+    best = dict(checkpoint.get("best") or state.best)
+    best["val_loss"] = math.inf if best.get("val_loss") is None else best["val_loss"]
+    state.best = best
+    state.bad_epochs = int(checkpoint.get("bad_epochs", 0))
+    state.stopped_early = bool(checkpoint.get("stopped_early", False))
+    state.history = list(checkpoint.get("history", []))
+    state.warnings = list(checkpoint.get("warnings", []))
+    state.best_state = checkpoint.get("best_model")
+    if state.best_state is None and best.get("epoch") == state.start_epoch:
+        state.best_state = checkpoint["model"]  # its best epoch is its last: the same weights, stored once
+    if run.is_main and state.best_state is not None:  # a kill may have come between the checkpoint and best-model.pth
+        atomic_save(state.best_state, run.checkpoint_dir / BEST_MODEL_NAME)
+    logger.info("resumed from %s: %d epoch(s) done", checkpoint.get("path"), state.start_epoch)
+
+
+def fit(run: Run, state: FitState, *, on_epoch_end=None, on_step_end=None) -> None:
+    """The epochs from ``state.start_epoch`` to ``--epochs``: train, validate, checkpoint, stop early."""
+    args, model, data, device = run.args, run.model, run.data, run.device
+    is_main, rank, world_size = run.is_main, run.dist_env.rank, run.dist_env.world_size
+    amp_dtype, workers, checkpoint_dir = run.amp_dtype, run.workers, run.checkpoint_dir
+    optimizer, scheduler, scaler, criterion = state.optimizer, state.scheduler, state.scaler, state.criterion
+    best, bad_epochs, stopped_early = state.best, state.bad_epochs, state.stopped_early
+    history, best_state, start_epoch = state.history, state.best_state, state.start_epoch
+
+    train_dataset = ImageDataset(data.splits["train"], run.train_preset)
+    valid_dataset = ImageDataset(data.splits["valid"], run.eval_preset)
     train_sampler = DistributedSampler(train_dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=args.seed)
     valid_loader = make_loader(valid_dataset, batch_size=args.batch_size, sampler=ShardSampler(len(valid_dataset), rank, world_size),
                                workers=workers, device=device)
@@ -299,7 +375,7 @@ def _run(args, dist_env: DistributedEnv, device: torch.device, *, on_epoch_end, 
     num_stages = len(backbone_stages(model))
     feature_cache = FeatureCache(args.feature_cache_dir, {
         "backbone": args.backbone, "weights": weights_fingerprint(args.backbone, args.weights, args.seed),
-        "preset": eval_preset.describe(), "amp": str(amp_dtype), "channels_last": args.channels_last,
+        "preset": run.eval_preset.describe(), "amp": str(amp_dtype), "channels_last": args.channels_last,
         "version": __version__,
     })
 
@@ -402,7 +478,7 @@ def _run(args, dist_env: DistributedEnv, device: torch.device, *, on_epoch_end, 
                     "bad_epochs": bad_epochs,
                     "stopped_early": stopped_early,
                     "history": history,
-                    "warnings": warnings + ctx.warnings,
+                    "warnings": state.warnings + ctx.warnings,
                     "class_folders": data.class_folders,
                     "classes": data.classes,
                     "rng": rng_state(),
@@ -412,13 +488,25 @@ def _run(args, dist_env: DistributedEnv, device: torch.device, *, on_epoch_end, 
                     atomic_save(best_state, checkpoint_dir / BEST_MODEL_NAME)
                 for _, old_path in list_checkpoints(checkpoint_dir)[: -args.keep_checkpoints]:
                     old_path.unlink(missing_ok=True)
-            atomic_write_text(output_dir / "history.json", json.dumps(json_safe(history), indent=1) + "\n")
+            atomic_write_text(run.output_dir / "history.json", json.dumps(json_safe(history), indent=1) + "\n")
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, dict(record))
 
-    warnings = warnings + ctx.warnings
-    if best_state is not None:
-        model.load_state_dict(best_state)
+
+    state.best, state.bad_epochs, state.stopped_early, state.best_state = best, bad_epochs, stopped_early, best_state
+    state.warnings = state.warnings + ctx.warnings
+
+
+def finish(run: Run, state: FitState) -> TrainResult:
+    """The best weights evaluated on the test split (else validation), then metrics, artifact, report and upload."""
+    args, model, data, device = run.args, run.model, run.data, run.device
+    is_main, rank, world_size = run.is_main, run.dist_env.rank, run.dist_env.world_size
+    amp_dtype, workers, eval_preset = run.amp_dtype, run.workers, run.eval_preset
+    output_uri, output_dir, model_dir = run.output_uri, run.output_dir, run.model_dir
+    best, history, warnings, stopped_early = state.best, state.history, state.warnings, state.stopped_early
+    progress = is_main and sys.stderr.isatty()
+    if state.best_state is not None:
+        model.load_state_dict(state.best_state)
     final_split = "test" if data.splits["test"] else "valid"
     final_dataset = ImageDataset(data.splits[final_split], eval_preset)
     final_metrics = evaluate(
@@ -553,12 +641,18 @@ def write_evaluation_report(artifact: Path, data: DatasetSplits, split: str, out
 
 
 def cli_main(argv: Sequence[str] | None = None, prog: str = "dogbreed train") -> int:
-    """Parse, train, and turn a user error into one line on stderr and exit code 2."""
+    """Parse and train (``python -m dogbreed.train``, the SageMaker entry scripts): a usage error is click's
+    (exit 2), a user error one line on stderr (exit 2)."""
     configure_logging()
     try:
         args = parse_args(argv, prog=prog)
-    except SystemExit as exc:  # argparse: --help (0) or a bad argument (2, message already printed)
+    except SystemExit as exc:  # --help (0) or a bad argument (2, message already printed)
         return exc.code if isinstance(exc.code, int) else 2
+    return run_command(args, prog)
+
+
+def run_command(args: argparse.Namespace, prog: str = "dogbreed train") -> int:
+    """Train with parsed ``args`` and turn a user error into one line on stderr; returns the exit code."""
     try:
         with sigterm_as_interrupt():
             main(args)
@@ -578,17 +672,6 @@ def cli_main(argv: Sequence[str] | None = None, prog: str = "dogbreed train") ->
         print(f"{prog}: interrupted; the last completed epoch's checkpoint is kept (resume with --resume auto)", file=sys.stderr)
         return 130
     return 0
-
-
-@click.command(
-    "train",
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-    add_help_option=False,
-)
-@click.pass_context
-def train_command(ctx: click.Context) -> None:
-    """Train a breed classifier; writes model.tar.gz and a report (dogbreed train --help lists every flag)."""
-    ctx.exit(cli_main(list(ctx.args), prog="dogbreed train"))
 
 
 if __name__ == "__main__":

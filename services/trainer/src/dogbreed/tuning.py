@@ -28,7 +28,6 @@ import logging
 import math
 import os
 import shutil
-import signal
 import sys
 import time
 import warnings
@@ -39,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+
+from .training.arguments import option_names, parse_args
 
 logger = logging.getLogger(__name__)
 
@@ -225,9 +226,7 @@ def train_option_names(argv: Sequence[str]) -> set[str]:
 
 def check_space_against_trainer(space: SearchSpace, base_argv: Sequence[str]) -> None:
     """Every searched or fixed name must be a ``dogbreed train`` option, and not also given by hand."""
-    from dogbreed.train import get_args_parser
-
-    known = {option[2:] for option in get_args_parser()._option_string_actions if option.startswith("--")}
+    known = option_names()
     unknown = [name for name in [*space.names, *space.fixed] if name not in known]
     if unknown:
         raise TuneError(f"{space.source}: not `dogbreed train` options: {', '.join(unknown)}")
@@ -495,7 +494,7 @@ def run_study(
         trial_dir = output_dir / "trials" / f"trial-{trial.number:03d}"
         argv = trial_argv(base_argv, space, params, trial_dir)
         try:
-            args = train.parse_args(argv)
+            args = parse_args(argv)
         except SystemExit:
             raise TuneError(f"trial {trial.number}: dogbreed train rejected {params}") from None
         shown = ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
@@ -534,73 +533,10 @@ def run_study(
     return study
 
 
-def _default_space_note() -> str:
-    return "the packaged search_spaces/default.yaml"
+def __getattr__(name: str):
+    # `dogbreed tune` moved to dogbreed.commands.tune; the old name still finds it.
+    if name == "tune_command":
+        from .commands.tune import command
 
-
-@click.command("tune", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.option("--n-trials", default=20, show_default=True, type=click.IntRange(min=1), help="Finished (complete or pruned) trials the study should hold; a resumed study runs only the rest.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Start no new trial after this many seconds. Default: no limit.")
-@click.option("--output-dir", default="tuning", show_default=True, type=click.Path(file_okay=False), help="Results, plots, the study database and one folder per trial.")
-@click.option("--storage", help="Optuna storage: a SQLite file path or URL (sqlite:///study.db). Default: OUTPUT_DIR/study.db.")
-@click.option("--study-name", default="dogbreed", show_default=True, help="Study name inside the storage; rerun with the same name to resume.")
-@click.option("--search-space", type=click.Path(exists=True, dir_okay=False), help=f"YAML/JSON search space. Default: {_default_space_note()}.")
-@click.option("--sampler-seed", default=0, show_default=True, type=int, help="Seed of the TPE sampler (reproducible suggestions).")
-@click.option("--startup-trials", default=5, show_default=True, type=click.IntRange(min=0), help="Random trials before TPE models the results; also trials before pruning starts.")
-@click.option("--pruner-warmup-epochs", default=1, show_default=True, type=click.IntRange(min=1), help="Epochs every trial completes before it may be pruned.")
-@click.argument("train_args", nargs=-1, type=click.UNPROCESSED)
-def tune_command(n_trials, timeout, output_dir, storage, study_name, search_space, sampler_seed, startup_trials, pruner_warmup_epochs, train_args):
-    """Search hyperparameters of `dogbreed train` with Optuna (TPE + median pruning).
-
-    Every other option goes to `dogbreed train` for every trial (e.g. --data DIR --backbone resnet18).
-    Objective: validation top-1 accuracy of the model each trial ships. Prints the trials table;
-    writes trials.csv, trials.md, best_params.json and plots into --output-dir.
-    """
-    from dogbreed import train
-
-    train.configure_logging()
-    base_argv = list(train_args)
-    output = Path(output_dir)
-    try:
-        space = load_search_space(search_space)
-    except SearchSpaceError as exc:
-        raise TuneError(str(exc)) from None
-    check_space_against_trainer(space, base_argv)
-    # Validate the shared arguments (and the data folder) once, before any trial starts.
-    probe = trial_argv(base_argv, space, {}, output / "trials" / "probe")
-    try:
-        args = train.parse_args(probe)
-    except SystemExit as exc:
-        raise click.exceptions.Exit(exc.code if isinstance(exc.code, int) else 2) from None
-    try:
-        resolved = train.resolve_args(args)
-    except train.USER_ERRORS as exc:
-        raise TuneError(str(exc)) from None
-    for folder in (resolved.data, resolved.train_dir, resolved.valid_dir):
-        if folder and not str(folder).startswith("s3://") and not Path(folder).is_dir():
-            raise TuneError(f"data folder not found: {folder}")
-
-    exit_code = 0  # 130 after Ctrl-C, 143 after SIGTERM (handled alike: the study is saved, results written)
-    study = None
-    try:
-        with train.sigterm_as_interrupt():
-            study = run_study(
-                base_argv, space=space, output_dir=output, n_trials=n_trials, timeout=timeout, storage=storage,
-                study_name=study_name, sampler_seed=sampler_seed, startup_trials=startup_trials,
-                pruner_warmup_epochs=pruner_warmup_epochs,
-            )  # fmt: skip
-    except train.USER_ERRORS as exc:
-        raise TuneError(str(exc)) from None
-    except KeyboardInterrupt as exc:
-        exit_code = 128 + signal.SIGTERM if isinstance(exc, train.Terminated) else 130
-    if study is None:
-        import optuna
-
-        study = optuna.load_study(study_name=study_name, storage=sqlite_url(storage, output))
-    outputs = write_results(study, space, base_argv, output)
-    click.echo(outputs.table_md.read_text(), nl=False)
-    click.echo(f"wrote {outputs.table_csv}, {outputs.table_md}, " + (f"{outputs.best_params}, " if outputs.best_params else "") + ", ".join(map(str, outputs.plots)), err=True)
-    if exit_code:
-        cause = "stopped by SIGTERM" if exit_code == 128 + signal.SIGTERM else "interrupted"
-        click.echo(f"{cause}: rerun the same command to continue the study", err=True)
-        raise click.exceptions.Exit(exit_code)
+        return command
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
