@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import io
+from pathlib import Path
 
 import pytest
 from dogclient import MAX_IMAGE_BYTES, ImageError, prepare_image
+from dogclient import images
 from dogclient.images import find_images
 from dogclient_fakes import dog_photos_dir, make_image
 from PIL import Image
@@ -227,3 +230,63 @@ def test_real_photos_prepare_within_bounds(max_side):
         else:
             ratio_before = original.width / original.height
             assert abs(image.width / image.height - ratio_before) < 0.01, photo.name
+
+
+# --- the upright-RGB copy: the serving package's, byte for byte -----------------------------------
+
+SERVING_TRANSFORMS = Path(__file__).resolve().parents[2] / "services/trainer/src/dogbreed/serving/transforms.py"
+SHARED_DEFINITIONS = ("_UPRIGHT", "exif_orientation", "to_rgb")
+
+
+def top_level_sources(path: Path, names: tuple[str, ...]) -> dict[str, str]:
+    """The exact source text of the named top-level functions and assignments of ``path``."""
+    source = path.read_text(encoding="utf-8")
+    found = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            name = node.name
+        elif isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            name = node.targets[0].id
+        else:
+            continue
+        if name in names:
+            found[name] = ast.get_source_segment(source, node)
+    return found
+
+
+def test_to_rgb_is_the_serving_packages_byte_for_byte():
+    # The client installs without dogbreed, so it carries a copy; the model sees what to_rgb makes.
+    if not SERVING_TRANSFORMS.is_file():
+        pytest.skip(f"the client is installed on its own: no {SERVING_TRANSFORMS}")
+    serving = top_level_sources(SERVING_TRANSFORMS, SHARED_DEFINITIONS)
+    client = top_level_sources(Path(images.__file__), SHARED_DEFINITIONS)
+    assert sorted(serving) == sorted(client) == sorted(SHARED_DEFINITIONS)
+    for name in SHARED_DEFINITIONS:
+        assert client[name] == serving[name], f"dogclient/images.py's {name} differs from {SERVING_TRANSFORMS}'s"
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "PA", "P-transparent", "P", "L", "CMYK", "I;16", "1"])
+def test_to_rgb_flattens_every_mode_onto_white(mode):
+    base = Image.new("RGB", (6, 4), (10, 200, 30))
+    if mode == "P-transparent":
+        image = base.convert("P")
+        image.info["transparency"] = image.getpixel((0, 0))
+    elif mode in ("RGBA", "LA", "PA"):
+        image = base.convert("RGBA" if mode == "PA" else mode)
+        image.putalpha(0)
+        if mode == "PA":
+            image = image.convert("PA")
+    else:
+        image = base.convert(mode)
+    rgb = images.to_rgb(image)
+    assert rgb.mode == "RGB" and rgb.size == (6, 4)
+    if mode in ("RGBA", "LA", "PA", "P-transparent"):
+        assert rgb.getpixel((0, 0)) == (255, 255, 255)  # transparent -> white, as viewers show it
+
+
+def test_damaged_exif_counts_as_no_rotation():
+    image = Image.new("RGB", (8, 4))
+    exif = image.getexif()
+    exif[0x0112] = "six"  # not an integer
+    assert images.exif_orientation(image) == 1
+    assert images.to_rgb(image).size == (8, 4)

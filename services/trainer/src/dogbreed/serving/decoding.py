@@ -4,8 +4,8 @@ Copied into every artifact (``code/dogbreed_serving/``). Imports PIL and numpy o
 an ONNX Runtime endpoint starts without importing torch at all, and decoding can run in worker
 threads next to the model.
 
-The pixels produced here equal :class:`.transforms.EvalPreset`'s (tested): resize the shorter side
-with PIL's antialiased bilinear filter, centre-crop, scale to [0, 1], normalise.
+The network input is :func:`.transforms.preprocess`, the function evaluation's :class:`.transforms.EvalPreset`
+runs: a served model sees exactly the pixels it was validated on.
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ import binascii
 import io
 import json
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import ServingError
+from .transforms import draft_jpeg, to_rgb
+from .transforms import preprocess  # noqa: F401 - decoding.preprocess: the request path's last step, defined once
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker's InvokeEndpoint payload limit
 MAX_PIXELS = 40_000_000  # larger images are refused before their pixels are decoded
@@ -193,8 +194,6 @@ def decode_image(data: bytes, draft_size: int | None = None, max_pixels: int = M
     ``draft_size`` lets the JPEG decoder shrink big photos by 2/4/8 while decoding, never below
     that size -- exactly what :class:`.transforms.EvalPreset` does, several times faster.
     """
-    from .transforms import to_rgb
-
     try:
         image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
     except UnidentifiedImageError:
@@ -213,8 +212,8 @@ def decode_image(data: bytes, draft_size: int | None = None, max_pixels: int = M
             "invalid_image", f"{where} is {width}x{height} pixels; the aspect ratio limit is {MAX_ASPECT_RATIO}:1."
         )
     try:
-        if draft_size and image.format == "JPEG":
-            image.draft("RGB", (draft_size, draft_size))
+        if draft_size:
+            draft_jpeg(image, draft_size)
         image.load()  # decode every pixel now: a truncated file fails here, not later
         image = to_rgb(image)
     except Image.DecompressionBombError:
@@ -230,30 +229,3 @@ def decode_image(data: bytes, draft_size: int | None = None, max_pixels: int = M
 def _too_large(where: str, size: tuple[int, int] | None, max_pixels: int) -> ServingError:
     shown = f" ({size[0]}x{size[1]} pixels)" if size else ""
     return ServingError("image_too_large", f"{where} is too large{shown}; the limit is {max_pixels:,} pixels.")
-
-
-def preprocess(image: Image.Image, crop_size: int, resize_size: int, mean: Sequence[float], std: Sequence[float]):
-    """An RGB image -> float32 ``[3, crop, crop]``, equal to ``EvalPreset(...)(image)``.
-
-    Mirrors torchvision's ``resize(img, resize_size)`` (shorter side, the longer one truncated),
-    ``center_crop`` (rounded offsets) and ``normalize`` on PIL images, without importing torch.
-    """
-    width, height = image.size
-    short, long = (width, height) if width <= height else (height, width)
-    new_short, new_long = resize_size, int(resize_size * long / short)
-    new_w, new_h = (new_short, new_long) if width <= height else (new_long, new_short)
-    if (new_w, new_h) != (width, height):
-        image = image.resize((new_w, new_h), Image.BILINEAR)
-    top = round((new_h - crop_size) / 2.0)
-    left = round((new_w - crop_size) / 2.0)
-    image = image.crop((left, top, left + crop_size, top + crop_size))
-    pixels = np.asarray(image, dtype=np.uint8)
-    # (x / 255 - mean) / std as one multiply-add per channel, written straight into CHW order:
-    # equal to torchvision's result within float32 rounding (1e-6), five times faster.
-    scale = 1.0 / (255.0 * np.asarray(std, dtype=np.float64))
-    offset = np.asarray(mean, dtype=np.float64) / np.asarray(std, dtype=np.float64)
-    out = np.empty((3, crop_size, crop_size), dtype=np.float32)
-    for channel in range(3):
-        np.multiply(pixels[:, :, channel], np.float32(scale[channel]), out=out[channel], casting="unsafe")
-        out[channel] -= np.float32(offset[channel])
-    return out
