@@ -16,6 +16,7 @@ import requests
 
 from ._version import __version__
 from .errors import ApiError, ApiTimeout, ApiUnreachable, AuthError, ConfigError
+from ._contract import DEFAULT_TOP_K, MAX_TOP_K
 from .images import DEFAULT_MAX_SIDE, MAX_IMAGE_BYTES, prepare_image
 from .models import Prediction
 
@@ -163,14 +164,15 @@ class DogClient:
             self._sessions.clear()
         self._local = threading.local()
 
-    def predict(self, image: str | os.PathLike[str] | bytes | bytearray | memoryview, top_k: int = 5) -> Prediction:
+    def predict(self, image: str | os.PathLike[str] | bytes | bytearray | memoryview, top_k: int = DEFAULT_TOP_K) -> Prediction:
         """Classify a local image (a path or its bytes). Raises ``ImageError`` before any request if it
         cannot be sent."""
+        top_k = _check_top_k(top_k)
         prepared = prepare_image(image, max_side=self.max_side, max_bytes=self.max_image_bytes)
-        payload = {"image": base64.b64encode(prepared.data).decode("ascii"), "top_k": _check_top_k(top_k)}
+        payload = {"image": base64.b64encode(prepared.data).decode("ascii"), "top_k": top_k}
         return self._predict(payload)
 
-    def predict_url(self, url: str, top_k: int = 5) -> Prediction:
+    def predict_url(self, url: str, top_k: int = DEFAULT_TOP_K) -> Prediction:
         """Classify an image the API downloads itself from ``url``."""
         return self._predict({"url": url, "top_k": _check_top_k(top_k)})
 
@@ -235,6 +237,8 @@ class DogClient:
 def _check_top_k(top_k: int) -> int:
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
         raise ValueError(f"top_k must be a positive integer, not {top_k!r}")
+    if top_k > MAX_TOP_K:  # the API's limit (contracts/api.json): refused here, not after an upload
+        raise ValueError(f"top_k must be at most {MAX_TOP_K} (the API's limit), not {top_k!r}")
     return top_k
 
 

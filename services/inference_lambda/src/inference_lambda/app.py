@@ -100,7 +100,29 @@ register_web_page(app, ROUTE_METHODS)  # GET /: the page for people (web_page.py
 # -- routes -------------------------------------------------------------------------------------------
 
 
-@app.post("/predict")
+def _json_200(description: str, *schemas: str, request_id_header: bool = False) -> dict[int, Any]:
+    """A route's documented 200 answer (scripts/gen_contracts.py reads it from the route for openapi.json)."""
+    refs = [{"$ref": f"#/components/schemas/{name}"} for name in schemas]
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": refs[0] if len(refs) == 1 else {"oneOf": refs}}},
+    }
+    if request_id_header:
+        response["headers"] = {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}}
+    return {200: response}
+
+
+@app.post(
+    "/predict",
+    operation_id="predict",
+    summary="Top-k breeds for one image, a batch of images, or an image URL.",
+    responses=_json_200(
+        "Predictions. A batch request gets one result per image, in request order.",
+        "PredictResponse",
+        "BatchPredictResponse",
+        request_id_header=True,
+    ),
+)
 def predict() -> Response:
     event = app.current_event
     request = parse_predict_request(
@@ -142,7 +164,12 @@ def predict() -> Response:
     return _json_response(200, body, extra_headers={"Cache-Control": "no-store"})
 
 
-@app.get("/health")
+@app.get(
+    "/health",
+    operation_id="health",
+    summary="The function is up; names the endpoint it fronts. Does not call the endpoint.",
+    responses=_json_200("Up.", "Health"),
+)
 def health() -> Response:
     return _json_response(
         200,
@@ -155,7 +182,14 @@ def health() -> Response:
     )
 
 
-@app.get("/openapi.json")
+@app.get(
+    "/openapi.json",
+    operation_id="openapi",
+    summary="This document, with servers set to the address it is served from.",
+    responses={
+        200: {"description": "The OpenAPI document.", "content": {"application/json": {"schema": {"type": "object"}}}}
+    },
+)
 def openapi_document() -> Response:
     global _openapi_document
     if _openapi_document is None:
