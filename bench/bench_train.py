@@ -185,7 +185,8 @@ def main() -> None:
 
     import torch
 
-    from dogbreed.train import configure_logging, cpu_supports_bf16, parse_args, resolve_amp
+    from dogbreed.train import configure_logging, parse_args, resolve_amp
+    from dogbreed.training.engine import cpu_supports_bf16
 
     configure_logging()
     torch.set_num_threads(options.threads)

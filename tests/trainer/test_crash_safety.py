@@ -142,7 +142,7 @@ def test_a_damaged_checkpoint_is_named_in_one_line_and_resume_falls_back_to_the_
     assert "checkpoint-epoch001.pth: 1 epoch(s) done" in stderr
     assert [e["epoch"] for e in epochs] == [2, 3]
     # The damaged weights went nowhere: the new epoch-2 checkpoint and best-model.pth are intact and verified.
-    from dogbreed.train import _read_checkpoint
+    from dogbreed.training.checkpoints import read_checkpoint as _read_checkpoint
 
     for _, path in list_checkpoints(out / "checkpoints"):
         assert _read_checkpoint(path)[1] is None, path

@@ -9,10 +9,10 @@ import pytest
 import torch
 from trainer_testdata import make_class_folders, write_image
 
+from dogbreed.breeds import breed_from_folder
 from dogbreed.data import (
     DataError,
     ImageDataset,
-    breed_name,
     collate_skipping_unreadable,
     discover,
     discover_split_folders,
@@ -35,7 +35,7 @@ from dogbreed.presets import EvalPreset
     ],
 )
 def test_breed_names_are_human_readable(folder, name):
-    assert breed_name(folder) == name
+    assert breed_from_folder(folder) == name
 
 
 def test_dogimages_layout(dogimages_dir):

@@ -14,15 +14,14 @@ from click.testing import CliRunner
 from PIL import Image
 
 from dogbreed.cli import main
-from dogbreed.data import breed_name, discover, write_split_record
+from dogbreed.breeds import breed_from_folder, breed_key, class_lookup
+from dogbreed.data import discover, write_split_record
 from dogbreed.evaluation import (
     EvaluationError,
     Predictions,
-    class_lookup,
     compute_metrics,
     confusion_matrix,
     find_labelled_images,
-    normalise_name,
     progress_line,
     write_report,
 )
@@ -94,9 +93,9 @@ def test_folder_names_match_model_classes_across_layouts_and_imagenet_aliases():
         ("021.Belgian_sheepdog", "Groenendael"),
         ("n02096051-Airedale", "Airedale terrier"),
     ]:
-        assert names[lookup[normalise_name(breed_name(folder))]] == expected, folder
-    assert normalise_name(breed_name("001.Affenpinscher")) in lookup
-    assert normalise_name(breed_name("040.Bulldog")) not in lookup
+        assert names[lookup[breed_key(breed_from_folder(folder))]] == expected, folder
+    assert breed_key(breed_from_folder("001.Affenpinscher")) in lookup
+    assert breed_key(breed_from_folder("040.Bulldog")) not in lookup
 
 
 # ---- the report on tiny generated data -------------------------------------------------------------
@@ -113,7 +112,7 @@ def expected_top1(artifact: Path, folder: Path, classes: list[str]) -> float:
         for path in sorted(class_dir.iterdir()):
             with Image.open(path) as image:
                 probs, _ = loaded.predict_proba(loaded.preset(image)[None])
-            correct += int(probs.argmax()) == classes.index(breed_name(class_dir.name))
+            correct += int(probs.argmax()) == classes.index(breed_from_folder(class_dir.name))
             total += 1
     return correct / total
 

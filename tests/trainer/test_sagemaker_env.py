@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
@@ -14,11 +13,7 @@ from dogbreed.sagemaker_env import (
     SageMakerEnv,
     check_launch,
     normalise_option_names,
-    parse_bool,
-    parse_float,
-    parse_int,
     split_internal_arguments,
-    strip_quotes,
 )
 from dogbreed.train import ConfigError, cli_main, parse_args, resolve_args
 
@@ -33,34 +28,7 @@ def clean_environment(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-# --- hyperparameter values -------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("raw, expected", [('"64"', "64"), ("'64'", "64"), ('  "\'64\'" ', "64"), ("64", "64"), ('"', '"'), ("", "")])
-def test_strip_quotes(raw, expected):
-    assert strip_quotes(raw) == expected
-
-
-@pytest.mark.parametrize("raw, expected", [("64", 64), ('"64"', 64), ("'-3'", -3), ("64.0", 64), ('"1e2"', 100)])
-def test_parse_int_accepts_quoted_and_float_spelled_integers(raw, expected):
-    assert parse_int(raw) == expected
-
-
-@pytest.mark.parametrize("raw", ["6.5", "sixty", '""'])
-def test_parse_int_refuses_non_integers_with_the_value_in_the_message(raw):
-    with pytest.raises(argparse.ArgumentTypeError, match="expected an integer"):
-        parse_int(raw)
-
-
-def test_parse_float_and_bool():
-    assert parse_float('"0.01"') == pytest.approx(0.01)
-    assert parse_float("1e-4") == pytest.approx(1e-4)
-    for raw in ("true", '"True"', "1", "yes", "on"):
-        assert parse_bool(raw) is True
-    for raw in ("false", "'False'", "0", "no", "off"):
-        assert parse_bool(raw) is False
-    with pytest.raises(argparse.ArgumentTypeError, match="expected true or false"):
-        parse_bool("maybe")
+# --- command-line arguments --------------------------------------------------------------------------
 
 
 def test_option_names_with_underscores_become_dashes_but_values_and_internal_names_do_not():

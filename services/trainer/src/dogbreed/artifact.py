@@ -29,6 +29,7 @@ from click.core import ParameterSource
 from torch import nn
 
 from . import __version__
+from .choices import LAYOUTS, SERVING_PYTHON
 from .imagenet import DOG_INDICES, dog_breed_names
 from .serving.architectures import BACKBONES, NORMALISATION, build_model, classifier_of
 from .serving.loading import (
@@ -46,7 +47,6 @@ from .serving.loading import (
 from .serving.runtimes import RUNTIMES
 from .serving.transforms import EvalPreset
 
-LAYOUTS = ("tar.gz", "dir")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 SERVING_PACKAGE = "dogbreed_serving"  # the name dogbreed/serving/ gets inside code/
 
@@ -184,8 +184,7 @@ def serving_requirements(runtime: str) -> list[str]:
         raise ArtifactError(f"runtime {runtime!r} needs onnxruntime installed where the artifact is packaged") from None
 
 
-# The default serving image, pytorch-inference:2.6.0-cpu-py312: its Python, and glibc 2.35 (Ubuntu 22.04).
-SERVING_PYTHON = "3.12"
+# The default serving image, pytorch-inference:2.6.0-cpu-py312: its Python (SERVING_PYTHON), and glibc 2.35 (Ubuntu 22.04).
 _MANYLINUX = [f"manylinux_2_{minor}" for minor in range(17, 36)]
 # Graviton instance families (ml.c6g, ml.m7g, ml.c6gn, ml.t4g...): a digit then "g" in the family.
 _GRAVITON = re.compile(r"^ml\.[a-z]+\d+g[a-z]*\.")
@@ -485,7 +484,7 @@ def model_from_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
     checkpoint = _torch_load(checkpoint_path, "training checkpoint")
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict):
         raise ArtifactError(f"{checkpoint_path}: not a checkpoint written by dogbreed train (no 'model' state dict)")
-    from .train import DIGEST_KEY, state_digest  # here: train imports this module
+    from .training.checkpoints import DIGEST_KEY, state_digest
 
     expected = checkpoint.pop(DIGEST_KEY, None)
     if expected is not None and state_digest(checkpoint) != expected:

@@ -32,6 +32,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, default_collate
 
+from .breeds import breed_from_folder
+from .choices import DEFAULT_SPLIT_FRACTIONS
+
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -41,7 +44,6 @@ SPLIT_NAMES = {
     "test": ("test", "testing"),
 }
 SPLITS = tuple(SPLIT_NAMES)
-DEFAULT_SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
 LAYOUT_HELP = (
     "expected split folders train/, valid/ (or val/, validation/) and optionally test/, each with one folder "
     "per breed (dogImages layout), or one folder per breed with no split (Stanford Dogs layout)"
@@ -52,21 +54,6 @@ Sample = tuple[str, int]  # (image path, class id)
 
 class DataError(ValueError):
     """A problem with the data folder, worded for the person who made it (one line)."""
-
-
-# --- names ----------------------------------------------------------------------------------------
-
-_DOGIMAGES_PREFIX = re.compile(r"^\d+\.")  # 096.Labrador_retriever
-_STANFORD_PREFIX = re.compile(r"^n\d{8}-")  # n02099712-Labrador_retriever
-
-
-def breed_name(folder_name: str) -> str:
-    """The human-readable breed of a class folder: ``096.Labrador_retriever`` -> ``Labrador retriever``."""
-    name = _STANFORD_PREFIX.sub("", _DOGIMAGES_PREFIX.sub("", folder_name))
-    name = " ".join(name.replace("_", " ").split())
-    if not name:
-        name = folder_name
-    return name[:1].upper() + name[1:]
 
 
 # --- discovery --------------------------------------------------------------------------------------
@@ -214,7 +201,7 @@ def discover_split_folders(
     _report_skipped(skipped)
     return DatasetSplits(
         class_folders=class_folders,
-        classes=[breed_name(name) for name in class_folders],
+        classes=[breed_from_folder(name) for name in class_folders],
         splits=splits,
         layout="split-folders",
         roots={split: str(split_dirs[split]) for split in per_split},
@@ -270,7 +257,7 @@ def discover_class_folders(
     _report_skipped(skipped)
     data = DatasetSplits(
         class_folders=class_folders,
-        classes=[breed_name(name) for name in class_folders],
+        classes=[breed_from_folder(name) for name in class_folders],
         splits=splits,
         layout="class-folders",
         roots={split: str(root) for split in SPLITS},
@@ -375,7 +362,7 @@ def load_split_record(path: str | os.PathLike, root: str | os.PathLike) -> Datas
             raise DataError(f"split file {path} has an empty {split} split")
     return DatasetSplits(
         class_folders=class_folders,
-        classes=[breed_name(name) for name in class_folders],
+        classes=[breed_from_folder(name) for name in class_folders],
         splits=splits,
         layout=record.get("layout", "class-folders"),
         roots={split: str(root) for split in SPLITS},

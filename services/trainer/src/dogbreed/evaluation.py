@@ -5,8 +5,8 @@ precision and recall sorted worst first, the most confused breed pairs with exam
 confusion matrix picture and the training diagnostics recorded in the artifact; ``metrics.json``
 holds the same numbers for machines.
 
-Folder breeds are matched to the model's classes by name (case, spaces, ``_`` and ``-`` ignored,
-plus the ImageNet aliases of the starter model's breeds), so the starter model can be evaluated on
+Folder breeds are matched to the model's classes by name (``breeds.class_lookup``: case, spaces, ``_``
+and ``-`` ignored, plus the ImageNet aliases of the starter model's breeds), so the starter model can be evaluated on
 Stanford Dogs or dogImages folders; folders that match no class are listed in the report.
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 import html
 import json
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -32,6 +31,8 @@ import torch
 from PIL import Image
 
 from .artifact import InputError
+from .breeds import class_lookup, match_breed
+from .choices import FORMATS, SPLIT_CHOICES
 from .data import (
     DataError,
     ImageDataset,
@@ -40,12 +41,9 @@ from .data import (
     find_split_dirs,
     load_split_record,
 )
-from .imagenet import dog_breed_aliases
 from .serving.loading import ArtifactError, LoadedModel, load_model
 from .serving.transforms import to_rgb
 
-FORMATS = ("md", "html")
-SPLIT_CHOICES = ("train", "valid", "test", "all")
 REPORT_FILES = (
     "report.md", "report.html", "metrics.json", "predictions.csv", "confusion_matrix.png", "per_breed.png", "examples",
 )
@@ -71,23 +69,6 @@ class LabelledImages:
     split: str  # the split actually scored: "all" when every image of a folder without splits was used
     unmapped_folders: dict[str, int] = field(default_factory=dict)  # breed name -> image count
     skipped: list[str] = field(default_factory=list)  # "path: reason"
-
-
-def normalise_name(name: str) -> str:
-    """``Siberian_husky``, ``siberian-husky`` and ``Siberian husky`` all become ``siberian husky``."""
-    return " ".join(re.sub(r"[_\-\s]+", " ", name).split()).casefold()
-
-
-def class_lookup(classes: Sequence[str]) -> dict[str, int]:
-    """Normalised name (and known alias) -> class index."""
-    aliases = dog_breed_aliases()
-    lookup: dict[str, int] = {}
-    for index, name in enumerate(classes):
-        for alias in aliases.get(name, ()):
-            lookup.setdefault(normalise_name(alias), index)
-    for index, name in enumerate(classes):  # exact names win over aliases
-        lookup[normalise_name(name)] = index
-    return lookup
 
 
 def _every_image(folder: Path) -> tuple[list[tuple[str, str]], list[str]]:
@@ -158,7 +139,7 @@ def find_labelled_images(
     lookup = class_lookup(loaded.classes)
     paths, labels, unmapped = [], [], {}
     for path, breed in samples:
-        index = lookup.get(normalise_name(breed))
+        index = match_breed(breed, lookup)
         if index is None:
             unmapped[breed] = unmapped.get(breed, 0) + 1
         else:
@@ -183,7 +164,7 @@ def labelled_images_from(loaded: LoadedModel, data, split: str, split_file=None)
     paths, labels, unmapped = [], [], {}
     for path, label in data:
         if isinstance(label, str):
-            index = lookup.get(normalise_name(label))
+            index = match_breed(label, lookup)
             if index is None:
                 unmapped[label] = unmapped.get(label, 0) + 1
                 continue

@@ -702,7 +702,7 @@ def _collect_hyperparameters(hyperparameters_file, pairs, extra_args) -> dict[st
     return values
 
 
-@click.group("launch")
+@click.group("launch", context_settings={"help_option_names": ["-h", "--help"]})
 def launch_group() -> None:
     """Run training or hyperparameter tuning as SageMaker jobs (boto3; needs AWS credentials)."""
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .choices import MODES
 from .serving.architectures import (
     BACKBONES,
     NORMALISATION,
@@ -52,8 +53,6 @@ __all__ = [
     "weights_fingerprint",
     "UnknownBackboneError",
 ]
-
-MODES = ("finetune", "frozen", "staged")
 
 
 class WeightsError(ValueError):

@@ -934,7 +934,7 @@ def build_training_setup(train_argv: Sequence[str]) -> TrainingSetup:
     args = train.resolve_args(train.parse_args(list(train_argv)))
     dist_env = DistributedEnv()  # one process: profile a single worker of a distributed job
     device = train.resolve_device(args.device, dist_env)
-    train._configure_threads(args.threads)
+    train.configure_threads(args.threads)
     data = train.load_data(args, dist_env)
     torch.manual_seed(args.seed)
     model = create_model(args.backbone, data.num_classes, args.weights, progress=sys.stderr.isatty())

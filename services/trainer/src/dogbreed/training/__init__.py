@@ -1,0 +1,1 @@
+"""The trainer's reusable parts; dogbreed/train.py is the run and the entry point."""
