@@ -8,7 +8,9 @@ Each service is installed on its own (the Lambda zip, the model artifact's code/
 reads contracts/api.json at run time: each gets a small generated `_contract.py` instead. The OpenAPI document
 is built from the Lambda resolver's routes (their operation_id, summary, description and 200 response, set on
 the route decorators) plus this file's limits and error codes, so that target needs the Lambda's environment
-(aws_lambda_powertools); the other targets need only the standard library.
+(aws_lambda_powertools); the other targets need only the standard library. The tests import this file by
+path and call run(check=True, only=...) for the groups their env owns. Tables between `contract:NAME begin`
+and `contract:NAME end` markers (the READMEs, page.js) are rewritten; Terraform's copies are only checked.
 """
 
 from __future__ import annotations
@@ -61,8 +63,35 @@ def check_relations(c: dict) -> None:
             problems.append(f"errors: {code} needs a 4xx/5xx status, layers and when")
         if set(error["layers"]) - {"gateway", "api", "endpoint"}:
             problems.append(f"errors: {code} names an unknown layer")
+        for layer in ("api", "endpoint"):
+            if f"{layer}_when" in error and layer not in error["layers"]:
+                problems.append(f"errors: {code} has {layer}_when but {layer} is not one of its layers")
+        for key in ("when", "api_when", "endpoint_when"):
+            try:
+                error.get(key, "").format_map(_when_values(c))
+            except (KeyError, IndexError, ValueError) as exc:
+                problems.append(f"errors: {code}.{key} names no limit ({exc})")
     if problems:
         raise ContractError("contracts/api.json: " + "; ".join(problems))
+
+
+def _when_values(c: dict) -> dict:
+    """The limits a `when` text may name: {top_k[api_max]}, {max_image_mib}, ..."""
+    return {
+        "top_k": c["top_k"],
+        "batch": c["batch"],
+        "bytes": c["bytes"],
+        "max_image_mib": _mib(c["bytes"]["max_image"]),
+        "endpoint_max_body_mib": _mib(c["bytes"]["endpoint_max_body"]),
+        "endpoint_max_megapixels": c["endpoint_max_pixels"] // 1_000_000,
+        "endpoint_max_aspect_ratio": c["endpoint_max_aspect_ratio"],
+    }
+
+
+def when(c: dict, code: str, layer: str | None = None) -> str:
+    """When ``code`` is answered, as ``layer``'s README says it (its own text if it has one), limits filled in."""
+    error = c["errors"][code]
+    return error.get(f"{layer}_when", error["when"]).format_map(_when_values(c))
 
 
 def codes(c: dict, *layers: str) -> dict[str, int]:
@@ -130,6 +159,7 @@ def client_module(c: dict) -> str:
             "MAX_TOP_K": c["top_k"]["api_max"],
             "MAX_BATCH_IMAGES": c["batch"]["api_max_images"],
             "MAX_IMAGE_BYTES": c["bytes"]["max_image"],
+            "MAX_BATCH_BASE64_BYTES": c["bytes"]["web_page_max_batch_base64"],
             "API_KEY_HEADER": c["headers"]["api_key"],
             # Every code an answer can carry: the gateway's, the API's and the endpoint's client faults it passes on.
             "ERROR_CODES": codes(c, "gateway", "api", "endpoint"),
@@ -191,13 +221,28 @@ def readme_errors(c: dict) -> str:
     for code, status in codes(c, "gateway", "api", "endpoint").items():
         error = c["errors"][code]
         layers = ", ".join({"gateway": "API Gateway", "api": "Lambda", "endpoint": "endpoint"}[x] for x in error["layers"])
-        lines.append(f"| `{code}` | {status} | {layers} | {error['when']} |")
+        lines.append(f"| `{code}` | {status} | {layers} | {when(c, code)} |")
     return "\n".join(lines) + "\n"
 
 
 def root_readme(c: dict, current: str) -> str:
     text = replace_block(current, "limits", readme_limits(c))
     return replace_block(text, "errors", readme_errors(c))
+
+
+def service_errors(c: dict, layer: str) -> str:
+    """A service README's error table: the codes ``layer`` answers with, in its own words."""
+    lines = ["| code | status | when |", "| --- | --- | --- |"]
+    lines += [f"| `{code}` | {status} | {when(c, code, layer)} |" for code, status in codes(c, layer).items()]
+    return "\n".join(lines) + "\n"
+
+
+def lambda_readme(c: dict, current: str) -> str:
+    return replace_block(current, "errors", service_errors(c, "api"))
+
+
+def trainer_readme(c: dict, current: str) -> str:
+    return replace_block(current, "errors", service_errors(c, "endpoint"))
 
 
 def page_js(c: dict, current: str) -> str:
@@ -223,7 +268,7 @@ def lambda_routes() -> list:
 
 
 def _error_response(c: dict, status: int, names: list[str]) -> dict:
-    whens = "; ".join(f"`{n}`: {c['errors'][n]['when']}" for n in names)
+    whens = "; ".join(f"`{n}`: {when(c, n)}" for n in names)
     return {
         "description": f"Codes: {', '.join(names)}. {whens}.",
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
@@ -434,8 +479,12 @@ def _schemas(c: dict, top_k: dict, image_doc: str) -> dict:
                         "code": {
                             "type": "string",
                             "enum": list(codes(c, "gateway", "api", "endpoint")),
+                            # Each code with its status, here too: a reader of the schema alone sees both.
                             "description": "Stable snake_case code: the gateway's, the API's own, or a client "
-                            "fault the model endpoint reports (kept as the endpoint's code, for example invalid_image).",
+                            "fault the model endpoint reports (kept as the endpoint's code, for example invalid_image). "
+                            "Codes and their HTTP statuses: "
+                            + ", ".join(f"{code} ({status})" for code, status in codes(c, "gateway", "api", "endpoint").items())
+                            + ".",
                         },
                         "message": string,
                     },
@@ -446,39 +495,11 @@ def _schemas(c: dict, top_k: dict, image_doc: str) -> dict:
     }
 
 
-# -- checks of hand-written copies (tables with prose, Terraform) -------------------------------------------
-
-
-def _table(text: str, first_header: str) -> list[list[str]]:
-    lines = text.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
-    rows = []
-    for line in lines[start + 2 :]:
-        if not line.startswith("|"):
-            break
-        rows.append([cell.strip() for cell in line.strip("|").split("|")])
-    return rows
-
-
-def table_codes(text: str) -> dict[str, int]:
-    """`| code | status | ...` rows; a row may join codes and statuses with " / "."""
-    found = {}
-    for row in _table(text, "code"):
-        names = [n.strip().strip("`") for n in row[0].split("/")]
-        statuses = [int(s) for s in row[1].split("/")]
-        for i, name in enumerate(names):
-            found[name] = statuses[i] if len(statuses) > 1 else statuses[0]
-    return found
+# -- checks of hand-written copies (Terraform: HCL is not generated here) ----------------------------------
 
 
 def check_hand_written(c: dict) -> list[str]:
     problems = []
-    lambda_readme = (ROOT / "services/inference_lambda/README.md").read_text(encoding="utf-8")
-    if table_codes(lambda_readme) != codes(c, "api"):
-        problems.append("services/inference_lambda/README.md: the error table's codes/statuses differ from the contract's api layer")
-    trainer_readme = (ROOT / "services/trainer/README.md").read_text(encoding="utf-8")
-    if table_codes(trainer_readme) != codes(c, "endpoint"):
-        problems.append("services/trainer/README.md: the error table's codes/statuses differ from the contract's endpoint layer")
     tf = (ROOT / "terraform/modules/api/gateway_responses.tf").read_text(encoding="utf-8")
     for status, code in re.findall(r'status\s*=\s*"?(\d+|null)"?\s*\n\s*code\s*=\s*"([a-z_]+)"', tf):
         error = c["errors"].get(code)
@@ -506,8 +527,12 @@ def targets(only: str | None = None) -> dict[str, list[Target]]:
             (LAMBDA_PKG / "_contract.py", lambda c, _: lambda_module(c)),
             (LAMBDA_PKG / "media_types.json", lambda c, _: media_types_json(c)),
             (LAMBDA_PKG / "web" / "page.js", page_js),
+            (LAMBDA_PKG.parents[1] / "README.md", lambda_readme),
         ],
-        "serving": [(SERVING_PKG / "_contract.py", lambda c, _: serving_module(c))],
+        "serving": [
+            (SERVING_PKG / "_contract.py", lambda c, _: serving_module(c)),
+            (SERVING_PKG.parents[2] / "README.md", trainer_readme),
+        ],
         "client": [(CLIENT_PKG / "_contract.py", lambda c, _: client_module(c))],
         "readme": [(ROOT / "README.md", root_readme)],
         "openapi": [(LAMBDA_PKG / "openapi.json", lambda c, _: openapi(c))],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -93,7 +94,7 @@ ROUTE_METHODS: dict[str, tuple[str, ...]] = {
     "/health": ("GET",),
     "/openapi.json": ("GET",),
 }
-_openapi_document: str | None = None
+_openapi_document: dict[str, Any] | None = None  # openapi.json, parsed once
 register_web_page(app, ROUTE_METHODS)  # GET /: the page for people (web_page.py)
 
 
@@ -195,8 +196,10 @@ def openapi_document() -> Response:
     if _openapi_document is None:
         from importlib import resources  # imported here: ~10 ms of cold start for a rarely used route
 
-        _openapi_document = resources.files(__package__).joinpath("openapi.json").read_text(encoding="utf-8")
-    return Response(status_code=200, content_type="application/json", body=_openapi_document)
+        _openapi_document = json.loads(resources.files(__package__).joinpath("openapi.json").read_text(encoding="utf-8"))
+    served_from = {"url": _served_from("/openapi.json"), "description": "the address this document was served from"}
+    document = {**_openapi_document, "servers": [served_from]}
+    return Response(status_code=200, content_type="application/json", body=json.dumps(document, ensure_ascii=False))
 
 
 # -- errors: every failure becomes its response here, and only here ------------------------------------
@@ -252,6 +255,11 @@ app.use(middlewares=[record_latency])
 # -- helpers ------------------------------------------------------------------------------------------
 
 
+# What a Host header and a base path may look like before they are written into openapi.json's servers.
+_HOST = re.compile(r"[A-Za-z0-9.-]{1,253}(?::\d{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](?::\d{1,5})?")
+_BASE_PATH = re.compile(r"(?:/[A-Za-z0-9._~$-]{1,128}){0,8}")
+
+
 def _header(name: str) -> str | None:
     event = app.current_event
     value = event.headers.get(name)
@@ -268,6 +276,25 @@ def _request_id() -> str:
         return request_id
     context = app.lambda_context
     return getattr(context, "aws_request_id", "") or ""
+
+
+def _served_from(route_path: str) -> str:
+    """The API's base URL as this request reached it: scheme://Host plus the stage or base path before the route.
+
+    requestContext.path is the path as requested (`/prod/openapi.json` on the execute-api host, `/dogs/...`
+    behind a custom domain's base path mapping, the plain path on the local front without --base-path).
+    """
+    event = app.current_event
+    context_path = event.request_context.path or ""
+    base = context_path[: -len(route_path)] if context_path.endswith(route_path) else ""
+    if not _BASE_PATH.fullmatch(base):
+        base = ""
+    host = _header("Host") or event.request_context.domain_name or ""
+    if not _HOST.fullmatch(host):
+        return base or "/"  # relative to wherever the document was fetched from
+    # API Gateway always sets X-Forwarded-Proto (https); the local front serves plain http and sets none.
+    proto = (_header("X-Forwarded-Proto") or "").strip().lower()
+    return f"{proto if proto in ('http', 'https') else 'http'}://{host}{base}"
 
 
 def _remaining_seconds() -> float:
@@ -348,7 +375,7 @@ def rest_event_from_http_api(event: dict[str, Any]) -> dict[str, Any]:
     context = event.get("requestContext") or {}
     http = context.get("http") or {}
     method = str(http.get("method") or "GET").upper()
-    path = str(event.get("rawPath") or http.get("path") or "/")
+    raw_path = path = str(event.get("rawPath") or http.get("path") or "/")
     stage = context.get("stage")
     if stage and stage != "$default" and path.startswith(f"/{stage}/"):
         path = path[len(stage) + 1 :]
@@ -370,7 +397,8 @@ def rest_event_from_http_api(event: dict[str, Any]) -> dict[str, Any]:
             "requestId": context.get("requestId"),
             "stage": stage,
             "httpMethod": method,
-            "path": path,
+            # As in a REST event: the path as requested, stage or base path included (openapi.json's servers).
+            "path": raw_path,
             "identity": {"sourceIp": http.get("sourceIp"), "userAgent": http.get("userAgent")},
         },
         "body": event.get("body"),

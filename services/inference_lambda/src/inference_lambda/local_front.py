@@ -80,6 +80,7 @@ def build_proxy_event(
     request_id: str | None = None,
     now: datetime | None = None,
     known_resources: Iterable[str] = ("/", "/predict", "/health", "/openapi.json"),
+    base_path: str | None = None,
 ) -> dict[str, Any]:
     """The REST API (v1) Lambda proxy event for one HTTP request."""
     request_id = request_id or str(uuid.uuid4())
@@ -124,7 +125,9 @@ def build_proxy_event(
             "httpMethod": method.upper(),
             "extendedRequestId": request_id,
             "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
-            "path": f"/{stage}{path}",
+            # The path as requested, as API Gateway reports it: /STAGE/... on the execute-api host, or the
+            # front's own base path (empty by default) when it says where it serves the stage.
+            "path": f"/{stage}{path}" if base_path is None else f"{base_path}{path}",
             "accountId": LOCAL_ACCOUNT_ID,
             "protocol": "HTTP/1.1",
             "stage": stage,
@@ -366,6 +369,7 @@ def create_app(
             stage=stage,
             binary_media_types=binary_media_types,
             request_id=request_id,
+            base_path=base_path,
         )
         if len(json.dumps(event)) > max_event_bytes:
             return error_result(
