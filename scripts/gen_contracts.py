@@ -250,6 +250,8 @@ def page_js(c: dict, current: str) -> str:
         f"  const MAX_IMAGE_BYTES = {c['bytes']['max_image']};\n"
         f"  const MAX_BATCH_IMAGES = {c['batch']['api_max_images']};\n"
         f"  const MAX_BATCH_BASE64 = {c['bytes']['web_page_max_batch_base64']};\n"
+        f"  const TOP_K = {c['top_k']['default']};\n"
+        f"  const API_KEY_HEADER = '{c['headers']['api_key']}';\n"
     )
     return replace_block(current, "limits", block, comment=("  // ", ""))
 

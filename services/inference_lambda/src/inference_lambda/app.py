@@ -24,7 +24,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 
-from . import __version__
+from . import __version__, _contract
 from .endpoint import EndpointCaller, wrap_unmodeled_errors
 from .errors import ApiError
 from .predict_request import Limits, PredictRequest, parse_predict_request, single_query_values
@@ -81,7 +81,7 @@ def _cors_config(origins: tuple[str, ...]) -> CORSConfig | None:
     return CORSConfig(
         allow_origin=origins[0],
         extra_origins=list(origins[1:]),
-        expose_headers=["X-Request-Id"],
+        expose_headers=[_contract.REQUEST_ID_HEADER],
         max_age=600,
     )
 
@@ -109,7 +109,7 @@ def _json_200(description: str, *schemas: str, request_id_header: bool = False) 
         "content": {"application/json": {"schema": refs[0] if len(refs) == 1 else {"oneOf": refs}}},
     }
     if request_id_header:
-        response["headers"] = {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}}
+        response["headers"] = {_contract.REQUEST_ID_HEADER: {"$ref": "#/components/headers/RequestId"}}
     return {200: response}
 
 
@@ -332,7 +332,7 @@ def _check_endpoint_body(body: dict[str, Any], request: PredictRequest) -> dict[
 
 
 def _json_response(status: int, body: dict[str, Any], extra_headers: dict[str, str] | None = None) -> Response:
-    headers = {"X-Request-Id": str(body.get("request_id", "")), **(extra_headers or {})}
+    headers = {_contract.REQUEST_ID_HEADER: str(body.get("request_id", "")), **(extra_headers or {})}
     return Response(
         status_code=status,
         content_type="application/json",

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from . import _contract
 from .predict_request import BINARY_MEDIA_TYPES
 
 # The API's binary media types are the accepted raw image types (media_types.json), as in Terraform.
@@ -166,7 +167,7 @@ class HttpResult:
 def error_result(status: int, code: str, message: str, request_id: str) -> HttpResult:
     """What API Gateway answers itself (gateway responses set to the API's error shape)."""
     body = json.dumps({"error": {"code": code, "message": message}, "request_id": request_id}).encode()
-    return HttpResult(status, [("Content-Type", "application/json"), ("X-Request-Id", request_id)], body)
+    return HttpResult(status, [("Content-Type", "application/json"), (_contract.REQUEST_ID_HEADER, request_id)], body)
 
 
 def proxy_result_to_http(result: Any, request_id: str) -> HttpResult:
@@ -347,7 +348,7 @@ def create_app(
             path = path[len(base_path) :] or "/"
         # As API Gateway with require_api_key: every method needs the key except the page and CORS preflights.
         if api_key is not None and path != "/" and request.method != "OPTIONS":
-            if request.headers.get("x-api-key") != api_key:
+            if request.headers.get(_contract.API_KEY_HEADER) != api_key:
                 return error_result(403, "forbidden", FORBIDDEN_MESSAGE, request_id)
         body = bytearray()
         async for chunk in request.stream():

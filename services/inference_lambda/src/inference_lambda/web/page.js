@@ -9,10 +9,11 @@
   const MAX_IMAGE_BYTES = 4194304;
   const MAX_BATCH_IMAGES = 8;
   const MAX_BATCH_BASE64 = 4718592;
+  const TOP_K = 5;
+  const API_KEY_HEADER = 'x-api-key';
   // contract:limits end
   // API Gateway gives up after 29 s; wait a little longer so its own answer arrives first.
   const TIMEOUT_MS = 35000;
-  const TOP_K = 5;
   const KEY_STORAGE = 'dogbreed-api-key';
 
   // The page is the stage root: "/" locally, "/prod" or "/prod/" on API Gateway. Resolve predict
@@ -102,7 +103,7 @@
   async function callApi(body) {
     const headers = { 'Content-Type': 'application/json', Accept: 'application/json' };
     const key = loadKey();
-    if (key) headers['x-api-key'] = key;
+    if (key) headers[API_KEY_HEADER] = key;
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
     let response;
