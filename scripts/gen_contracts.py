@@ -37,8 +37,13 @@ class ContractError(ValueError):
 
 
 def load(path: Path = CONTRACT) -> dict:
-    contract = json.loads(path.read_text(encoding="utf-8"))
-    check_relations(contract)
+    try:
+        contract = json.loads(path.read_text(encoding="utf-8"))
+        check_relations(contract)
+    except json.JSONDecodeError as exc:
+        raise ContractError(f"{path.name} is not valid JSON: {exc}") from None
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ContractError(f"{path.name} lacks an entry or has one of the wrong type ({type(exc).__name__}: {exc})") from None
     return contract
 
 
@@ -264,7 +269,13 @@ def lambda_routes() -> list:
     os.environ.setdefault("ENDPOINT_NAME", "openapi-generator")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     sys.path.insert(0, str(LAMBDA_PKG.parent))
-    from inference_lambda import app
+    try:
+        from inference_lambda import app
+    except ImportError as exc:  # the Lambda's dependencies are in its env only
+        raise ContractError(
+            f"openapi.json is built from the Lambda's routes, which need its env ({exc}); run this script with "
+            ".tox/lambda/bin/python (make contracts), or pass --only for another group"
+        ) from None
 
     return [r for r in app.app._static_routes + app.app._dynamic_routes if r.include_in_schema]
 

@@ -114,3 +114,20 @@ def test_predict_batch_checks_top_k_against_the_apis_limit(fake_api):
     with pytest.raises(ValueError, match=f"top_k must be at most {_contract.MAX_TOP_K}"):
         DogClient(fake_api.url).predict_batch([make_image()], top_k=_contract.MAX_TOP_K + 1)
     assert fake_api.requests == []
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("{not json", "api.json is not valid JSON"),
+        ('{"top_k": {"default": 5}}', "api.json lacks an entry or has one of the wrong type (KeyError"),
+    ],
+)
+def test_a_broken_contract_is_one_line_not_a_traceback(gen_contracts, tmp_path, monkeypatch, capsys, text, message):
+    broken = tmp_path / "api.json"
+    broken.write_text(text)
+    monkeypatch.setattr(gen_contracts.load, "__defaults__", (broken,))
+
+    assert gen_contracts.main(["--check", "--only", "client"]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(message)
