@@ -28,7 +28,7 @@ STACK     := $(PYTHON) scripts/localstack.py --run-dir $(RUN_DIR) --host $(HOST)
 API_URL   := http://$(HOST):$(API_PORT)
 
 .PHONY: help test lint test-client test-lambda test-trainer test-terraform test-e2e test-images stack-env model \
-        up down status logs demo demo-train lambda-zip trainer-wheel bench fuzz lock clean
+        up down status logs demo demo-train lambda-zip trainer-wheel contracts bench fuzz lock clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -113,6 +113,11 @@ demo-train: stack-env ## fine-tune on DATA=folder, package, serve the new model,
 lambda-zip: $(TOX) ## build the Lambda deployment zip (dist/inference_lambda.zip)
 	$(TOX) run -e lambda --notest
 	.tox/lambda/bin/python services/inference_lambda/build_zip.py
+
+# openapi.json is built from the Lambda's routes, so the generator runs in the lambda env.
+contracts: $(TOX) ## regenerate every copy of contracts/api.json (_contract.py modules, openapi.json, README tables)
+	$(TOX) run -e lambda --notest
+	$(LAMBDA_BIN)/python scripts/gen_contracts.py
 
 trainer-wheel: ## build the trainer wheel for the EC2 trainer host (dist/dogbreed_trainer-*.whl)
 	$(PYTHON) -m pip wheel --quiet --no-deps --wheel-dir dist services/trainer

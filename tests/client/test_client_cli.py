@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from pathlib import Path
 
 import click
 import pytest
@@ -222,12 +223,52 @@ def test_retry_after_zero_then_success(run, fake_api, dog):
 
 
 def test_client_fault_from_the_api(run, fake_api, dog):
-    result = run("predict", dog, "--top-k", "50", "--api-url", fake_api.url)
+    # 7: within the contract's API limit (so the client sends it), above the fake API's 6 breeds.
+    result = run("predict", dog, "--top-k", "7", "--api-url", fake_api.url)
     assert result.exit_code == 1
     assert (
         result.stderr
-        == "Error: dog.jpg: request refused (HTTP 422 invalid_parameter): top_k must be from 1 to 6, got 50.\n"
+        == "Error: dog.jpg: request refused (HTTP 422 invalid_parameter): top_k must be from 1 to 6, got 7.\n"
     )
+
+
+def test_top_k_above_the_api_limit_is_a_usage_error_before_any_request(run, fake_api, dog):
+    from dogclient._contract import MAX_TOP_K
+
+    result = run("predict", dog, "--top-k", str(MAX_TOP_K + 1), "--api-url", fake_api.url)
+    assert result.exit_code == 2
+    assert result.stderr.endswith(
+        f"Error: Invalid value for '--top-k': {MAX_TOP_K + 1} is not in the range 1<=x<={MAX_TOP_K}.\n"
+    )
+    assert fake_api.requests == []
+    assert run("predict", dog, "--top-k", str(MAX_TOP_K), "--api-url", fake_api.url).exit_code == 1  # sent; fake has 6
+
+
+def test_the_python_client_refuses_top_k_above_the_api_limit(fake_api):
+    from dogclient import DogClient
+    from dogclient._contract import MAX_TOP_K
+
+    with pytest.raises(ValueError, match=f"top_k must be at most {MAX_TOP_K} \\(the API's limit\\), not {MAX_TOP_K + 1}"):
+        DogClient(fake_api.url).predict(b"never read", top_k=MAX_TOP_K + 1)
+    assert fake_api.requests == []
+
+
+def test_client_limits_are_the_contracts():
+    """The generated module is what scripts/gen_contracts.py makes from contracts/api.json (no drift)."""
+    import subprocess
+    import sys
+
+    from dogclient import MAX_IMAGE_BYTES, _contract
+
+    root = Path(__file__).resolve().parents[2]
+    checked = subprocess.run(
+        [sys.executable, str(root / "scripts/gen_contracts.py"), "--check", "--only", "client"],
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stderr
+    contract = json.loads((root / "contracts/api.json").read_text())
+    assert _contract.MAX_TOP_K == contract["top_k"]["api_max"] and MAX_IMAGE_BYTES == contract["bytes"]["max_image"]
 
 
 def test_timeout(run, fake_api, dog):

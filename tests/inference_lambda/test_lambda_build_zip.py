@@ -94,6 +94,8 @@ def test_code_only_zip_has_the_package_and_nothing_else(tmp_path):
     with zipfile.ZipFile(output) as archive:
         names = archive.namelist()
     assert "inference_lambda/app.py" in names and "inference_lambda/openapi.json" in names
+    # The contract's generated copies: the zip runs without the repository's contracts/api.json.
+    assert {"inference_lambda/_contract.py", "inference_lambda/media_types.json"} <= set(names)
     assert {f"inference_lambda/web/{name}" for name in ("index.html", "page.css", "page.js")} <= set(names)  # GET /
     assert "inference_lambda/local_front.py" not in names
     assert all(name.startswith("inference_lambda/") for name in names)

@@ -18,6 +18,7 @@ from typing import IO, Any
 
 import click
 
+from ._contract import DEFAULT_TOP_K, MAX_TOP_K
 from ._version import __version__
 from .client import DogClient, normalise_api_url
 from .config import (
@@ -142,7 +143,13 @@ def cli() -> None:
     metavar="URL",
     help="Classify the image at this http(s) URL; the API downloads it. Repeatable. Default: none.",
 )
-@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="Breeds to show per image.")
+@click.option(
+    "--top-k",
+    type=click.IntRange(1, MAX_TOP_K),
+    default=DEFAULT_TOP_K,
+    show_default=True,
+    help=f"Breeds to show per image (the API accepts 1 to {MAX_TOP_K}).",
+)
 @click.option(
     "--json",
     "as_json",

@@ -8,7 +8,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,6 +16,7 @@ import requests
 
 from ._version import __version__
 from .errors import ApiError, ApiTimeout, ApiUnreachable, AuthError, ConfigError
+from ._contract import API_KEY_HEADER, DEFAULT_TOP_K, MAX_BATCH_BASE64_BYTES, MAX_BATCH_IMAGES, MAX_TOP_K
 from .images import DEFAULT_MAX_SIDE, MAX_IMAGE_BYTES, prepare_image
 from .models import Prediction
 
@@ -163,14 +164,45 @@ class DogClient:
             self._sessions.clear()
         self._local = threading.local()
 
-    def predict(self, image: str | os.PathLike[str] | bytes | bytearray | memoryview, top_k: int = 5) -> Prediction:
+    def predict(self, image: str | os.PathLike[str] | bytes | bytearray | memoryview, top_k: int = DEFAULT_TOP_K) -> Prediction:
         """Classify a local image (a path or its bytes). Raises ``ImageError`` before any request if it
         cannot be sent."""
+        top_k = _check_top_k(top_k)
         prepared = prepare_image(image, max_side=self.max_side, max_bytes=self.max_image_bytes)
-        payload = {"image": base64.b64encode(prepared.data).decode("ascii"), "top_k": _check_top_k(top_k)}
+        payload = {"image": base64.b64encode(prepared.data).decode("ascii"), "top_k": top_k}
         return self._predict(payload)
 
-    def predict_url(self, url: str, top_k: int = 5) -> Prediction:
+    def predict_batch(
+        self, images: Sequence[str | os.PathLike[str] | bytes | bytearray | memoryview], top_k: int = DEFAULT_TOP_K
+    ) -> list[Prediction]:
+        """Classify several local images in one request; one ``Prediction`` per image, in order.
+
+        The API's batch limits (contracts/api.json) are checked here, before anything is sent: a ``ValueError``
+        for no images, more than ``MAX_BATCH_IMAGES``, or more base64 than one request carries.
+        """
+        top_k = _check_top_k(top_k)
+        images = list(images)
+        if not 1 <= len(images) <= MAX_BATCH_IMAGES:
+            raise ValueError(f"a batch is 1 to {MAX_BATCH_IMAGES} images (the API's limit), not {len(images)}")
+        encoded = [
+            base64.b64encode(prepare_image(image, max_side=self.max_side, max_bytes=self.max_image_bytes).data).decode("ascii")
+            for image in images
+        ]
+        size = sum(len(text) for text in encoded)
+        if size > MAX_BATCH_BASE64_BYTES:  # the request would not fit Lambda's and SageMaker's 6 MB
+            raise ValueError(
+                f"the batch is {size} bytes as base64, over the {MAX_BATCH_BASE64_BYTES} one request carries; "
+                "send fewer or smaller images"
+            )
+        response = self._request("POST", "/predict", {"images": encoded, "top_k": top_k})
+        document = _json_body(response)
+        results = document.get("results") if isinstance(document, dict) else None
+        if not isinstance(results, list) or len(results) != len(images) or not all(isinstance(r, dict) for r in results):
+            raise ApiError(response.status_code, "invalid_response", "the API's answer is not one result per image")
+        shared = {"model": document.get("model"), "request_id": document.get("request_id")}
+        return [Prediction.from_response({**result, **shared}, response.status_code) for result in results]
+
+    def predict_url(self, url: str, top_k: int = DEFAULT_TOP_K) -> Prediction:
         """Classify an image the API downloads itself from ``url``."""
         return self._predict({"url": url, "top_k": _check_top_k(top_k)})
 
@@ -189,7 +221,7 @@ class DogClient:
             session = requests.Session()
             session.headers["User-Agent"] = f"dogclient/{__version__}"
             if self.api_key:
-                session.headers["x-api-key"] = self.api_key
+                session.headers[API_KEY_HEADER] = self.api_key
             self._local.session = session
             with self._sessions_lock:
                 self._sessions.append(session)
@@ -235,6 +267,8 @@ class DogClient:
 def _check_top_k(top_k: int) -> int:
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
         raise ValueError(f"top_k must be a positive integer, not {top_k!r}")
+    if top_k > MAX_TOP_K:  # the API's limit (contracts/api.json): refused here, not after an upload
+        raise ValueError(f"top_k must be at most {MAX_TOP_K} (the API's limit), not {top_k!r}")
     return top_k
 
 

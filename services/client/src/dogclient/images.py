@@ -9,10 +9,9 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from ._contract import MAX_IMAGE_BYTES  # the API refuses decoded images above this (contracts/api.json)
 from .errors import ImageError
 
-# The API refuses decoded images above this many bytes (MAX_IMAGE_BYTES in inference_lambda).
-MAX_IMAGE_BYTES = 4 * 1024 * 1024
 # Longest side sent by default: the model sees 224 px, so more only costs upload time.
 DEFAULT_MAX_SIDE = 1024
 JPEG_QUALITY = 90

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -23,7 +24,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 
-from . import __version__
+from . import __version__, _contract
 from .endpoint import EndpointCaller, wrap_unmodeled_errors
 from .errors import ApiError
 from .predict_request import Limits, PredictRequest, parse_predict_request, single_query_values
@@ -80,7 +81,7 @@ def _cors_config(origins: tuple[str, ...]) -> CORSConfig | None:
     return CORSConfig(
         allow_origin=origins[0],
         extra_origins=list(origins[1:]),
-        expose_headers=["X-Request-Id"],
+        expose_headers=[_contract.REQUEST_ID_HEADER],
         max_age=600,
     )
 
@@ -93,14 +94,36 @@ ROUTE_METHODS: dict[str, tuple[str, ...]] = {
     "/health": ("GET",),
     "/openapi.json": ("GET",),
 }
-_openapi_document: str | None = None
+_openapi_document: dict[str, Any] | None = None  # openapi.json, parsed once
 register_web_page(app, ROUTE_METHODS)  # GET /: the page for people (web_page.py)
 
 
 # -- routes -------------------------------------------------------------------------------------------
 
 
-@app.post("/predict")
+def _json_200(description: str, *schemas: str, request_id_header: bool = False) -> dict[int, Any]:
+    """A route's documented 200 answer (scripts/gen_contracts.py reads it from the route for openapi.json)."""
+    refs = [{"$ref": f"#/components/schemas/{name}"} for name in schemas]
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": refs[0] if len(refs) == 1 else {"oneOf": refs}}},
+    }
+    if request_id_header:
+        response["headers"] = {_contract.REQUEST_ID_HEADER: {"$ref": "#/components/headers/RequestId"}}
+    return {200: response}
+
+
+@app.post(
+    "/predict",
+    operation_id="predict",
+    summary="Top-k breeds for one image, a batch of images, or an image URL.",
+    responses=_json_200(
+        "Predictions. A batch request gets one result per image, in request order.",
+        "PredictResponse",
+        "BatchPredictResponse",
+        request_id_header=True,
+    ),
+)
 def predict() -> Response:
     event = app.current_event
     request = parse_predict_request(
@@ -142,7 +165,12 @@ def predict() -> Response:
     return _json_response(200, body, extra_headers={"Cache-Control": "no-store"})
 
 
-@app.get("/health")
+@app.get(
+    "/health",
+    operation_id="health",
+    summary="The function is up; names the endpoint it fronts. Does not call the endpoint.",
+    responses=_json_200("Up.", "Health"),
+)
 def health() -> Response:
     return _json_response(
         200,
@@ -155,14 +183,23 @@ def health() -> Response:
     )
 
 
-@app.get("/openapi.json")
+@app.get(
+    "/openapi.json",
+    operation_id="openapi",
+    summary="This document, with servers set to the address it is served from.",
+    responses={
+        200: {"description": "The OpenAPI document.", "content": {"application/json": {"schema": {"type": "object"}}}}
+    },
+)
 def openapi_document() -> Response:
     global _openapi_document
     if _openapi_document is None:
         from importlib import resources  # imported here: ~10 ms of cold start for a rarely used route
 
-        _openapi_document = resources.files(__package__).joinpath("openapi.json").read_text(encoding="utf-8")
-    return Response(status_code=200, content_type="application/json", body=_openapi_document)
+        _openapi_document = json.loads(resources.files(__package__).joinpath("openapi.json").read_text(encoding="utf-8"))
+    served_from = {"url": _served_from("/openapi.json"), "description": "the address this document was served from"}
+    document = {**_openapi_document, "servers": [served_from]}
+    return Response(status_code=200, content_type="application/json", body=json.dumps(document, ensure_ascii=False))
 
 
 # -- errors: every failure becomes its response here, and only here ------------------------------------
@@ -218,6 +255,11 @@ app.use(middlewares=[record_latency])
 # -- helpers ------------------------------------------------------------------------------------------
 
 
+# What a Host header and a base path may look like before they are written into openapi.json's servers.
+_HOST = re.compile(r"[A-Za-z0-9.-]{1,253}(?::\d{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](?::\d{1,5})?")
+_BASE_PATH = re.compile(r"(?:/[A-Za-z0-9._~$-]{1,128}){0,8}")
+
+
 def _header(name: str) -> str | None:
     event = app.current_event
     value = event.headers.get(name)
@@ -234,6 +276,25 @@ def _request_id() -> str:
         return request_id
     context = app.lambda_context
     return getattr(context, "aws_request_id", "") or ""
+
+
+def _served_from(route_path: str) -> str:
+    """The API's base URL as this request reached it: scheme://Host plus the stage or base path before the route.
+
+    requestContext.path is the path as requested (`/prod/openapi.json` on the execute-api host, `/dogs/...`
+    behind a custom domain's base path mapping, the plain path on the local front without --base-path).
+    """
+    event = app.current_event
+    context_path = event.request_context.path or ""
+    base = context_path[: -len(route_path)] if context_path.endswith(route_path) else ""
+    if not _BASE_PATH.fullmatch(base):
+        base = ""
+    host = _header("Host") or event.request_context.domain_name or ""
+    if not _HOST.fullmatch(host):
+        return base or "/"  # relative to wherever the document was fetched from
+    # API Gateway always sets X-Forwarded-Proto (https); the local front serves plain http and sets none.
+    proto = (_header("X-Forwarded-Proto") or "").strip().lower()
+    return f"{proto if proto in ('http', 'https') else 'http'}://{host}{base}"
 
 
 def _remaining_seconds() -> float:
@@ -271,7 +332,7 @@ def _check_endpoint_body(body: dict[str, Any], request: PredictRequest) -> dict[
 
 
 def _json_response(status: int, body: dict[str, Any], extra_headers: dict[str, str] | None = None) -> Response:
-    headers = {"X-Request-Id": str(body.get("request_id", "")), **(extra_headers or {})}
+    headers = {_contract.REQUEST_ID_HEADER: str(body.get("request_id", "")), **(extra_headers or {})}
     return Response(
         status_code=status,
         content_type="application/json",
@@ -314,7 +375,7 @@ def rest_event_from_http_api(event: dict[str, Any]) -> dict[str, Any]:
     context = event.get("requestContext") or {}
     http = context.get("http") or {}
     method = str(http.get("method") or "GET").upper()
-    path = str(event.get("rawPath") or http.get("path") or "/")
+    raw_path = path = str(event.get("rawPath") or http.get("path") or "/")
     stage = context.get("stage")
     if stage and stage != "$default" and path.startswith(f"/{stage}/"):
         path = path[len(stage) + 1 :]
@@ -336,7 +397,8 @@ def rest_event_from_http_api(event: dict[str, Any]) -> dict[str, Any]:
             "requestId": context.get("requestId"),
             "stage": stage,
             "httpMethod": method,
-            "path": path,
+            # As in a REST event: the path as requested, stage or base path included (openapi.json's servers).
+            "path": raw_path,
             "identity": {"sourceIp": http.get("sourceIp"), "userAgent": http.get("userAgent")},
         },
         "body": event.get("body"),

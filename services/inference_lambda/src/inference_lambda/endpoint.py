@@ -26,6 +26,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from . import _contract
 from .errors import ApiError
 
 THROTTLING_CODES = frozenset(
@@ -68,7 +69,7 @@ class EndpointCaller:
         backoff_base_seconds: float = 0.1,
         backoff_max_seconds: float = 1.0,
         read_timeout_seconds: float = 10.0,
-        max_payload_bytes: int = 6 * 1024 * 1024,
+        max_payload_bytes: int = _contract.ENDPOINT_MAX_BODY_BYTES,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
     ):

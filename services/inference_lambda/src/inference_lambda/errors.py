@@ -1,29 +1,13 @@
 """The API's error codes and the one exception type that carries them to the response.
 
-Codes are part of the public contract (README table, openapi.json enum): add codes, never rename them.
+Codes are part of the public contract (contracts/api.json, from which the README table and openapi.json enum
+are generated): add codes, never rename them.
 """
 
 from __future__ import annotations
 
-# code -> HTTP status. The README's table and openapi.json are tested against this mapping.
-ERROR_CODES: dict[str, int] = {
-    "invalid_json": 400,
-    "invalid_base64": 400,
-    "invalid_image": 400,
-    "invalid_request": 400,
-    "url_not_allowed": 400,
-    "url_fetch_failed": 400,
-    "not_found": 404,
-    "method_not_allowed": 405,
-    "payload_too_large": 413,
-    "batch_too_large": 413,
-    "unsupported_media_type": 415,
-    "invalid_parameter": 422,
-    "internal_error": 500,
-    "endpoint_error": 502,
-    "endpoint_unavailable": 503,
-    "endpoint_timeout": 504,
-}
+# code -> HTTP status, from contracts/api.json (the "api" layer's codes) via the generated _contract.py.
+from ._contract import ERROR_CODES
 
 
 class ApiError(Exception):

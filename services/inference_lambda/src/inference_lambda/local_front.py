@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from . import _contract
 from .predict_request import BINARY_MEDIA_TYPES
 
 # The API's binary media types are the accepted raw image types (media_types.json), as in Terraform.
@@ -80,6 +81,7 @@ def build_proxy_event(
     request_id: str | None = None,
     now: datetime | None = None,
     known_resources: Iterable[str] = ("/", "/predict", "/health", "/openapi.json"),
+    base_path: str | None = None,
 ) -> dict[str, Any]:
     """The REST API (v1) Lambda proxy event for one HTTP request."""
     request_id = request_id or str(uuid.uuid4())
@@ -124,7 +126,9 @@ def build_proxy_event(
             "httpMethod": method.upper(),
             "extendedRequestId": request_id,
             "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
-            "path": f"/{stage}{path}",
+            # The path as requested, as API Gateway reports it: /STAGE/... on the execute-api host, or the
+            # front's own base path (empty by default) when it says where it serves the stage.
+            "path": f"/{stage}{path}" if base_path is None else f"{base_path}{path}",
             "accountId": LOCAL_ACCOUNT_ID,
             "protocol": "HTTP/1.1",
             "stage": stage,
@@ -163,7 +167,7 @@ class HttpResult:
 def error_result(status: int, code: str, message: str, request_id: str) -> HttpResult:
     """What API Gateway answers itself (gateway responses set to the API's error shape)."""
     body = json.dumps({"error": {"code": code, "message": message}, "request_id": request_id}).encode()
-    return HttpResult(status, [("Content-Type", "application/json"), ("X-Request-Id", request_id)], body)
+    return HttpResult(status, [("Content-Type", "application/json"), (_contract.REQUEST_ID_HEADER, request_id)], body)
 
 
 def proxy_result_to_http(result: Any, request_id: str) -> HttpResult:
@@ -344,7 +348,7 @@ def create_app(
             path = path[len(base_path) :] or "/"
         # As API Gateway with require_api_key: every method needs the key except the page and CORS preflights.
         if api_key is not None and path != "/" and request.method != "OPTIONS":
-            if request.headers.get("x-api-key") != api_key:
+            if request.headers.get(_contract.API_KEY_HEADER) != api_key:
                 return error_result(403, "forbidden", FORBIDDEN_MESSAGE, request_id)
         body = bytearray()
         async for chunk in request.stream():
@@ -366,6 +370,7 @@ def create_app(
             stage=stage,
             binary_media_types=binary_media_types,
             request_id=request_id,
+            base_path=base_path,
         )
         if len(json.dumps(event)) > max_event_bytes:
             return error_result(

@@ -16,18 +16,17 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
+from . import _contract
 from .errors import ApiError
 from .images import check_image, decode_base64_image
 
-# One list, shared with the API's binary media types (dogapi-local and Terraform): a raw type that API
-# Gateway did not treat as binary would arrive mangled as UTF-8 text.
-_MEDIA_TYPES = json.loads(resources.files(__package__).joinpath("media_types.json").read_text(encoding="utf-8"))
-RAW_IMAGE_TYPES = frozenset(_MEDIA_TYPES["image"])
-BINARY_MEDIA_TYPES = tuple(_MEDIA_TYPES["image"])
-JSON_TYPES = frozenset(_MEDIA_TYPES["json"])
+# One list (contracts/api.json), shared with the API's binary media types (dogapi-local and Terraform): a raw
+# type that API Gateway did not treat as binary would arrive mangled as UTF-8 text.
+RAW_IMAGE_TYPES = frozenset(_contract.IMAGE_TYPES)
+BINARY_MEDIA_TYPES = tuple(_contract.IMAGE_TYPES)
+JSON_TYPES = frozenset(_contract.JSON_TYPES)
 # top_k as text (query string): ASCII decimal digits only, optional "+", surrounding blanks. The same grammar
 # as the endpoint's (dogbreed.serving.decoding.TOP_K_TEXT; a test checks they agree). A few digits at most,
 # so int() never sees "²", "1_0" or a 5000-digit number.

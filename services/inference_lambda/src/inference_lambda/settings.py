@@ -11,11 +11,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from . import _contract
+
 # API Gateway REST APIs stop waiting for an integration after 29 s; everything the handler waits for
 # must fit inside that, with room left for the Lambda itself.
 API_GATEWAY_TIMEOUT_SECONDS = 29.0
-# Real-time SageMaker endpoints refuse request bodies over 6 MB.
-SAGEMAKER_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+# Real-time SageMaker endpoints refuse request bodies over 6 MB (contracts/api.json, bytes.endpoint_max_body).
+SAGEMAKER_MAX_PAYLOAD_BYTES = _contract.ENDPOINT_MAX_BODY_BYTES
 
 
 class ConfigError(ValueError):
@@ -31,10 +33,11 @@ class Settings:
     endpoint_max_payload_bytes: int = SAGEMAKER_MAX_PAYLOAD_BYTES
     # 4 MiB base64-encodes to 5.6 MB: it must fit both Lambda's 6 MB request payload (a raw upload arrives
     # base64-encoded in the event) and SageMaker's 6 MB invoke limit (the image goes to the endpoint as base64 JSON).
-    max_image_bytes: int = 4 * 1024 * 1024
-    max_batch_images: int = 8
-    default_top_k: int = 5
-    max_top_k: int = 10
+    # The defaults of the shared limits come from contracts/api.json (the generated _contract.py).
+    max_image_bytes: int = _contract.MAX_IMAGE_BYTES
+    max_batch_images: int = _contract.MAX_BATCH_IMAGES
+    default_top_k: int = _contract.DEFAULT_TOP_K
+    max_top_k: int = _contract.MAX_TOP_K
     allowed_origins: tuple[str, ...] = ()
     # "json": images go to the endpoint as base64 JSON; "raw": a single image as its bytes (a serverless
     # endpoint takes at most 4 MB, which a 4 MiB image only fits without base64). Batches stay JSON.
@@ -78,6 +81,11 @@ class Settings:
     def check(self) -> None:
         if self.default_top_k > self.max_top_k:
             raise ConfigError(f"DEFAULT_TOP_K ({self.default_top_k}) is above MAX_TOP_K ({self.max_top_k}).")
+        if self.max_top_k > _contract.ENDPOINT_MAX_TOP_K:
+            raise ConfigError(
+                f"MAX_TOP_K ({self.max_top_k}) is above the endpoint's largest top_k ({_contract.ENDPOINT_MAX_TOP_K}); "
+                "every request asking for more would fail at the endpoint."
+            )
         waits = self.url_fetch_timeout_seconds + self.endpoint_connect_timeout_seconds + self.endpoint_timeout_seconds
         if waits >= API_GATEWAY_TIMEOUT_SECONDS:
             raise ConfigError(

@@ -66,7 +66,19 @@ def register(app: Any, route_methods: dict[str, tuple[str, ...]]) -> None:
     """Add `GET /` to the resolver (and to the path -> methods table that tells 405 from 404)."""
     route_methods["/"] = ("GET",)
 
-    @app.get("/")
+    @app.get(
+        "/",
+        operation_id="webPage",
+        summary="The web page for people: pick photos, see the breeds. Needs no API key; it asks for one when "
+        "POST /predict does.",
+        security=[],  # API Gateway serves GET / without a key (terraform/modules/api/web_page.tf)
+        responses={
+            200: {
+                "description": "The page (HTML with inline CSS and JS allowed by its Content-Security-Policy hashes).",
+                "content": {"text/html": {"schema": {"type": "string"}}},
+            }
+        },
+    )
     def web_page() -> Response:
         html, headers = page()
         # A plain text body: API Gateway passes it through untouched (isBase64Encoded false), so text/html

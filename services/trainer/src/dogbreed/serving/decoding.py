@@ -20,19 +20,25 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+# The shared limits and content types are contracts/api.json's (the generated _contract.py):
+# MAX_BODY_BYTES is SageMaker's InvokeEndpoint payload limit; larger than MAX_PIXELS is refused before the
+# pixels are decoded; past MAX_ASPECT_RATIO a 1 x 100000 strip would resize to gigapixels; MAX_TOP_K is at
+# least the API's, so the Lambda never sends a top_k the endpoint refuses.
+from ._contract import (
+    DEFAULT_TOP_K,
+    IMAGE_CONTENT_TYPES,
+    JSON_CONTENT_TYPE,
+    MAX_ASPECT_RATIO,
+    MAX_BODY_BYTES,
+    MAX_IMAGES_PER_REQUEST,
+    MAX_PIXELS,
+    MAX_TOP_K,
+)
 from .errors import ServingError
 from .transforms import draft_jpeg, to_rgb
 from .transforms import preprocess  # noqa: F401 - decoding.preprocess: the request path's last step, defined once
 
-MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker's InvokeEndpoint payload limit
-MAX_PIXELS = 40_000_000  # larger images are refused before their pixels are decoded
-MAX_ASPECT_RATIO = 20  # a 1 x 100000 strip would resize to gigapixels
-MAX_IMAGES_PER_REQUEST = 16
-DEFAULT_TOP_K = 5
-MAX_TOP_K = 20
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP")
-IMAGE_CONTENT_TYPES = ("application/x-image", "image/jpeg", "image/jpg", "image/png", "image/webp")
-JSON_CONTENT_TYPE = "application/json"
 CONTENT_TYPES = (*IMAGE_CONTENT_TYPES, JSON_CONTENT_TYPE)
 
 _DATA_URL = re.compile(r"^data:[\w.+/-]*(;[\w=.+-]*)*;base64,", re.IGNORECASE)

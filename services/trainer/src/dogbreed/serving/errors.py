@@ -1,7 +1,8 @@
 """Every way a request to the model can fail, as one exception type with a stable code.
 
-Copied into every artifact (``code/dogbreed_serving/``). The codes and their HTTP statuses match the
-API's (services/inference_lambda) so a client sees one vocabulary; add codes, never rename them.
+Copied into every artifact (``code/dogbreed_serving/``). The codes and their HTTP statuses are
+contracts/api.json's, shared with the API (services/inference_lambda) so a client sees one vocabulary;
+add codes there, never rename them.
 
 Inside SageMaker's PyTorch serving container the inference toolkit turns any exception raised by
 ``input_fn``/``predict_fn``/``output_fn`` into a 500, *unless* it is a
@@ -19,25 +20,9 @@ try:  # present in SageMaker's serving containers only
 except ImportError:  # pragma: no cover - depends on the environment
     _ToolkitError = None
 
-# code -> HTTP status. Client faults are 4xx; 5xx only when the server is at fault.
-ERROR_CODES: dict[str, int] = {
-    "invalid_json": 400,
-    "invalid_base64": 400,
-    "invalid_image": 400,
-    "invalid_request": 400,
-    "not_found": 404,
-    "method_not_allowed": 405,
-    "not_acceptable": 406,
-    "payload_too_large": 413,
-    "batch_too_large": 413,
-    "image_too_large": 413,
-    "unsupported_media_type": 415,
-    "invalid_parameter": 422,
-    "internal_error": 500,
-    "model_not_loaded": 503,
-    "server_busy": 503,
-    "request_timeout": 504,
-}
+# code -> HTTP status, the endpoint's codes in contracts/api.json (generated _contract.py, copied into the
+# artifact with this module). Client faults are 4xx; 5xx only when the server is at fault.
+from ._contract import ERROR_CODES  # noqa: E402  (after the toolkit probe above)
 
 
 _Base = _ToolkitError if _ToolkitError is not None else Exception
