@@ -38,7 +38,7 @@ from .models import (
     imagenet_network,
     network_from_checkpoint,
 )
-from .serving.architectures import BACKBONES, build_model, classifier_of
+from .serving.architectures import build_model, classifier_of
 from .serving.loading import (
     FORMAT_VERSION,
     GRAPH_DIGESTS_KEY,
