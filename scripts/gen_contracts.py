@@ -473,13 +473,35 @@ def _schemas(c: dict, top_k: dict, image_doc: str) -> dict:
         },
         "Health": {
             "type": "object",
-            "required": ["status", "endpoint_name", "version", "request_id"],
+            "required": ["status", "endpoint_name", "endpoint", "version", "request_id"],
             "properties": {
                 "status": {"type": "string", "enum": ["ok"]},
                 "endpoint_name": string,
+                "endpoint": {"$ref": "#/components/schemas/EndpointState"},
                 "version": string,
                 "request_id": string,
             },
+        },
+        "EndpointState": {
+            "type": "object",
+            "required": ["name", "status"],
+            "properties": {
+                "name": string,
+                "status": {
+                    "type": "string",
+                    "description": "SageMaker's EndpointStatus (InService, Creating, Updating, SystemUpdating, RollingBack, OutOfService, Deleting, Failed, UpdateRollbackFailed), or the API's own: unreachable (the control plane or, on the last invocation, the endpoint could not be reached), not_found, unknown (the control plane refused to say).",
+                },
+            },
+        },
+        "HealthUnavailable": {
+            "allOf": [
+                {"$ref": "#/components/schemas/Error"},
+                {
+                    "type": "object",
+                    "required": ["endpoint"],
+                    "properties": {"endpoint": {"$ref": "#/components/schemas/EndpointState"}},
+                },
+            ]
         },
         "Error": {
             "type": "object",

@@ -46,7 +46,7 @@ def runtime_python_version(runtime_file: Path = RUNTIME_FILE) -> str:
 
 DEFAULT_PYTHON_VERSION = runtime_python_version()
 # Only what the Lambda runs: the local HTTP front needs starlette/uvicorn, which the zip does not carry.
-EXCLUDED_PACKAGE_FILES = {"local_front.py"}
+EXCLUDED_PACKAGE_FILES = {"local_front.py", "local_control_plane.py"}
 EXCLUDED_DIRS = {"__pycache__", "bin"}
 EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)

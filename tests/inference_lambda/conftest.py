@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from lambda_fake_endpoint import FakeControlPlane, FakeControlPlaneServer
 from lambda_test_support import DATA, load_event
 
 TEST_ENV = {
@@ -34,6 +35,8 @@ CLEARED_ENV = [
     "AWS_SESSION_TOKEN",
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME",
+    "AWS_ENDPOINT_URL_SAGEMAKER",
+    "ENDPOINT_STATUS_CACHE_SECONDS",
     "ALLOWED_ORIGINS",
     "ALLOW_HTTP_URLS",
     "MAX_IMAGE_BYTES",
@@ -51,19 +54,51 @@ CLEARED_ENV = [
     "POWERTOOLS_METRICS_DISABLED",
 ]
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+_CONTROL_PLANES: list[FakeControlPlane] = []  # the session's, once started
 
 
 @pytest.fixture(scope="session")
-def lambda_env() -> Iterator[dict[str, str]]:
+def control_plane_server() -> Iterator[FakeControlPlaneServer]:
+    """The SageMaker control plane every handler in this session asks (GET /health): InService by default."""
+    with FakeControlPlaneServer(FakeControlPlane()) as server:
+        _CONTROL_PLANES.append(server.control_plane)
+        yield server
+
+
+@pytest.fixture(scope="session")
+def lambda_env(control_plane_server) -> Iterator[dict[str, str]]:
     saved = dict(os.environ)
     for name in CLEARED_ENV:
         os.environ.pop(name, None)
-    os.environ.update(TEST_ENV)
+    env = {**TEST_ENV, "AWS_ENDPOINT_URL_SAGEMAKER": control_plane_server.url}
+    os.environ.update(env)
     try:
-        yield dict(TEST_ENV)
+        yield env
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+@pytest.fixture
+def control_plane(control_plane_server) -> FakeControlPlane:
+    """The session's fake control plane, for a test to set endpoint statuses on (reset after each test)."""
+    return control_plane_server.control_plane
+
+
+@pytest.fixture(autouse=True)
+def fresh_endpoint_status() -> Iterator[None]:
+    """Each test starts with no cached DescribeEndpoint answer and no remembered invocation failure."""
+
+    def forget() -> None:
+        app = sys.modules.get("inference_lambda.app")
+        if app is not None:
+            app.endpoint_status.clear()
+        for control_plane in _CONTROL_PLANES:
+            control_plane.reset()
+
+    forget()
+    yield
+    forget()
 
 
 @pytest.fixture(scope="session")

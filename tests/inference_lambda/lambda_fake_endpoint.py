@@ -73,6 +73,8 @@ class FakeEndpoint:
     delay_seconds: float = 0.0
     # When set, every invocation answers this status with a plain-text body (a broken container).
     force_status: int | None = None
+    # What GET /ping answers (503: a container still loading its model).
+    ping_status: int = 200
     requests: list[dict[str, Any]] = field(default_factory=list)
 
     def handle(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -158,7 +160,7 @@ class FakeEndpointServer:
 
             def do_GET(self) -> None:
                 if self.path == "/ping":
-                    self._send(200, {"Content-Type": "application/json"}, b"{}")
+                    self._send(fake.ping_status, {"Content-Type": "application/json"}, b"{}")
                 else:
                     self._send(404, {}, b"")
 
@@ -186,6 +188,93 @@ class FakeEndpointServer:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def __enter__(self) -> FakeEndpointServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+@dataclass
+class FakeControlPlane:
+    """DescribeEndpoint as the SageMaker control plane answers it (JSON 1.1), with a status a test sets.
+
+    `statuses` maps endpoint names to their EndpointStatus; a name not in it is InService, unless
+    `known_only`, when it is SageMaker's "Could not find endpoint". `requests` records each call's target
+    and body.
+    """
+
+    statuses: dict[str, str] = field(default_factory=dict)
+    known_only: bool = False
+    # When set, every call answers this HTTP status with SageMaker's error JSON of that type.
+    force_error: tuple[int, str] | None = None
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+    def reset(self) -> None:
+        self.statuses.clear()
+        self.known_only = False
+        self.force_error = None
+        self.requests.clear()
+
+    def handle(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+        target = headers.get("x-amz-target", "")
+        request = json.loads(body or b"{}")
+        self.requests.append({"target": target, "body": request})
+        if self.force_error is not None:
+            status, error_type = self.force_error
+            return status, {"__type": error_type, "message": f"{error_type} for account 123456789012"}
+        if target != "SageMaker.DescribeEndpoint":
+            return 400, {"__type": "UnknownOperationException", "message": target}
+        name = request.get("EndpointName", "")
+        arn = f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{name.lower()}"
+        if name not in self.statuses and self.known_only:
+            return 400, {"__type": "ValidationException", "message": f'Could not find endpoint "{arn}".'}
+        return 200, {
+            "EndpointName": name,
+            "EndpointArn": arn,
+            "EndpointConfigName": name,
+            "EndpointStatus": self.statuses.get(name, "InService"),
+            "CreationTime": 1795262400.0,
+            "LastModifiedTime": 1795262400.0,
+        }
+
+
+class FakeControlPlaneServer:
+    """FakeControlPlane on 127.0.0.1 and a free port, in a background thread."""
+
+    def __init__(self, control_plane: FakeControlPlane):
+        self.control_plane = control_plane
+        fake = control_plane
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                status, document = fake.handle({k.lower(): v for k, v in self.headers.items()}, body)
+                payload = json.dumps(document).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/x-amz-json-1.1")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> FakeControlPlaneServer:
         self._thread.start()
         return self
 

@@ -10,6 +10,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+from lambda_fake_endpoint import FakeControlPlane, FakeControlPlaneServer
 from lambda_test_support import EVENTS, SERVICE_DIR
 
 spec = importlib.util.spec_from_file_location("inference_lambda_build_zip", SERVICE_DIR / "build_zip.py")
@@ -41,8 +42,11 @@ def test_write_zip_is_byte_identical_whatever_the_mtimes_and_order(tmp_path):
         assert {info.external_attr >> 16 for info in archive.infolist()} == {0o100644}
 
 
-def run_handler_from_zip(zip_path: Path, extra_path: list[Path], tmp_path: Path) -> dict:
-    """Import the handler in a fresh interpreter whose path is the zip, then `extra_path`, then the stdlib only."""
+def run_handler_from_zip(zip_path: Path, extra_path: list[Path], tmp_path: Path, control_plane_url: str) -> dict:
+    """Import the handler in a fresh interpreter whose path is the zip, then `extra_path`, then the stdlib only.
+
+    GET /health's DescribeEndpoint goes to `control_plane_url`.
+    """
     script = f"""
 import json, sys
 sys.path[:0] = {[str(zip_path)] + [str(p) for p in extra_path]!r}
@@ -67,6 +71,7 @@ print(json.dumps({{"health": health, "openapi_status": document["statusCode"], "
         "AWS_ACCESS_KEY_ID": "x",
         "AWS_SECRET_ACCESS_KEY": "x",
         "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_ENDPOINT_URL_SAGEMAKER": control_plane_url,
     }
     # -S: no site-packages (and no editable install) unless listed in extra_path.
     result = subprocess.run(
@@ -98,6 +103,7 @@ def test_code_only_zip_has_the_package_and_nothing_else(tmp_path):
     assert {"inference_lambda/_contract.py", "inference_lambda/media_types.json"} <= set(names)
     assert {f"inference_lambda/web/{name}" for name in ("index.html", "page.css", "page.js")} <= set(names)  # GET /
     assert "inference_lambda/local_front.py" not in names
+    assert "inference_lambda/local_control_plane.py" not in names
     assert all(name.startswith("inference_lambda/") for name in names)
     assert not any("__pycache__" in name or name.endswith(".pyc") for name in names)
 
@@ -113,10 +119,14 @@ def test_full_zip_is_reproducible_excludes_boto3_and_runs_on_the_runtime_alone(t
     assert not top_level & {"boto3", "botocore", "s3transfer", "urllib3", "starlette", "uvicorn", "bin"}
     assert first.stat().st_size < 3 * 1024 * 1024
 
-    ran = run_handler_from_zip(first, [runtime_site(tmp_path)], tmp_path)
+    with FakeControlPlaneServer(FakeControlPlane()) as control_plane:
+        ran = run_handler_from_zip(first, [runtime_site(tmp_path)], tmp_path, control_plane.url)
+        described = [request["body"] for request in control_plane.control_plane.requests]
 
     assert ran["health"]["statusCode"] == 200
     assert json.loads(ran["health"]["body"])["endpoint_name"] == "zip-endpoint"
+    assert json.loads(ran["health"]["body"])["endpoint"] == {"name": "zip-endpoint", "status": "InService"}
+    assert described == [{"EndpointName": "zip-endpoint"}]  # the runtime's botocore has the sagemaker client
     assert ran["openapi_status"] == 200 and ran["openapi_title"] == "Dog-breed classifier API"
     assert ran["modules"] == []
 

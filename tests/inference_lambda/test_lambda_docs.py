@@ -52,6 +52,7 @@ def test_readme_configuration_table_lists_every_variable_with_its_real_default()
     assert float(table["ENDPOINT_TIMEOUT_SECONDS"]) == defaults.endpoint_timeout_seconds
     assert float(table["ENDPOINT_CONNECT_TIMEOUT_SECONDS"]) == defaults.endpoint_connect_timeout_seconds
     assert int(table["ENDPOINT_MAX_ATTEMPTS"]) == defaults.endpoint_max_attempts
+    assert float(table["ENDPOINT_STATUS_CACHE_SECONDS"]) == defaults.endpoint_status_cache_seconds
     assert int(table["ENDPOINT_MAX_PAYLOAD_BYTES"]) == defaults.endpoint_max_payload_bytes
     assert int(table["MAX_IMAGE_BYTES"]) == defaults.max_image_bytes
     assert int(table["MAX_BATCH_IMAGES"]) == defaults.max_batch_images
@@ -92,8 +93,10 @@ def test_settings_parse_every_variable():
             "ALLOW_HTTP_URLS": "yes",
             "URL_ALLOWED_PORTS": "443, 8443",
             "MAX_BATCH_IMAGES": "4",
+            "ENDPOINT_STATUS_CACHE_SECONDS": "2.5",
         }
     )
+    assert settings.endpoint_status_cache_seconds == 2.5
     assert settings.endpoint_name == "prod-dogbreed"
     assert settings.endpoint_timeout_seconds == 12.5
     assert settings.allowed_origins == ("https://a.example", "https://b.example")

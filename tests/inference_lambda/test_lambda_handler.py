@@ -108,6 +108,7 @@ def test_health_reports_the_endpoint_and_nothing_secret(invoke, event):
     assert body == {
         "status": "ok",
         "endpoint_name": "test-dogbreed",
+        "endpoint": {"name": "test-dogbreed", "status": "InService"},
         "version": "0.1.0",
         "request_id": "88888888-8888-4888-8888-888888888888",
     }

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from inference_lambda.local_control_plane import LocalControlPlane
 from inference_lambda.local_front import (
     InProcessInvoker,
     build_proxy_event,
@@ -154,10 +155,15 @@ def test_configure_environment_points_boto3_at_the_local_server():
     environ = {"AWS_PROFILE": "prod", "AWS_SESSION_TOKEN": "real", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true"}
 
     configure_environment(
-        endpoint_url="http://127.0.0.1:8080", endpoint_name="local-dogbreed", region="eu-west-1", environ=environ
+        endpoint_url="http://127.0.0.1:8080",
+        endpoint_name="local-dogbreed",
+        region="eu-west-1",
+        control_plane_url="http://127.0.0.1:41234",
+        environ=environ,
     )
 
     assert environ["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] == "http://127.0.0.1:8080"
+    assert environ["AWS_ENDPOINT_URL_SAGEMAKER"] == "http://127.0.0.1:41234"
     assert environ["ENDPOINT_NAME"] == "local-dogbreed"
     assert environ["AWS_REGION"] == environ["AWS_DEFAULT_REGION"] == "eu-west-1"
     assert environ["AWS_ACCESS_KEY_ID"] == "local" and "AWS_SESSION_TOKEN" not in environ
@@ -195,8 +201,11 @@ class RunningFront:
 
 @pytest.fixture
 def front(reload_app):
-    with FakeEndpointServer(FakeEndpoint()) as endpoint_server:
-        reload_app(AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=endpoint_server.url)
+    with (
+        FakeEndpointServer(FakeEndpoint()) as endpoint_server,
+        LocalControlPlane(endpoint_server.url, "test-dogbreed") as control_plane,
+    ):
+        reload_app(AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=endpoint_server.url, AWS_ENDPOINT_URL_SAGEMAKER=control_plane.url)
         with RunningFront(create_app(InProcessInvoker(), max_request_bytes=200_000)) as running:
             running.endpoint = endpoint_server.endpoint
             yield running
@@ -231,6 +240,7 @@ def test_front_json_batch_and_health_and_openapi(front, tiny_images):
     health = requests.get(front.url + "/health", timeout=10)
     assert health.status_code == 200
     check_schema("Health", health.json())
+    assert health.json()["endpoint"] == {"name": "test-dogbreed", "status": "InService"}
 
     document = requests.get(front.url + "/openapi.json", timeout=10)
     assert document.status_code == 200 and {**document.json(), "servers": OPENAPI["servers"]} == OPENAPI
@@ -268,6 +278,17 @@ def test_front_errors_are_json_with_the_right_status(front, method, path, kwargs
     body = response.json()
     check_schema("Error", body)
     assert body["error"]["code"] == code
+
+
+def test_front_health_is_503_once_the_endpoint_server_stops_answering_ping(front, app_module):
+    front.endpoint.ping_status = 503
+
+    health = requests.get(front.url + "/health", timeout=10)
+
+    assert health.status_code == 503
+    check_schema("HealthUnavailable", health.json())
+    assert health.json()["endpoint"] == {"name": "test-dogbreed", "status": "Failed"}
+    assert health.headers["retry-after"] == "10"
 
 
 def test_front_serves_requests_concurrently_and_each_gets_its_own_request_id(front, tiny_images):
@@ -367,7 +388,9 @@ def test_cli_front_with_a_real_photo(tiny_images):
     if not real_url:
         assert body["predictions"] == fake_predictions(photo, 3)["predictions"]
         assert fake.endpoint.requests[0]["path"] == "/endpoints/local-dogbreed/invocations"
+    assert health.status_code == 200, health.text  # dogapi-local's own control plane, asking GET /ping
     assert health.json()["endpoint_name"] == name
+    assert health.json()["endpoint"] == {"name": name, "status": "InService"}
     assert exit_code == 0
 
 

@@ -184,7 +184,7 @@ def test_roles_carry_their_scoped_policies(stack: LocalStack) -> None:
         for statement in _statements(lambda_policy["PolicyDocument"])
         if any(action.startswith("sagemaker:") for action in _as_list(statement["Action"]))
     ]
-    assert sagemaker_grants == [(["sagemaker:InvokeEndpoint"], [endpoint_arn])]
+    assert sagemaker_grants == [(["sagemaker:DescribeEndpoint", "sagemaker:InvokeEndpoint"], [endpoint_arn])]
     lambda_actions = {
         action for statement in _statements(lambda_policy["PolicyDocument"]) for action in _as_list(statement["Action"])
     }

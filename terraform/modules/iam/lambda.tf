@@ -1,6 +1,6 @@
 resource "aws_iam_role" "lambda" {
   name_prefix          = "${substr(var.name, 0, 24)}-lambda-"
-  description          = "Inference Lambda of ${var.name}: invoke one endpoint, write its own logs"
+  description          = "Inference Lambda of ${var.name}: invoke and describe one endpoint, write its own logs"
   permissions_boundary = var.permissions_boundary_arn
 
   assume_role_policy = jsonencode({
@@ -38,10 +38,10 @@ locals {
 
   lambda_statements = concat([
     {
-      # The only SageMaker permission: invoke this one endpoint.
-      Sid      = "InvokeEndpoint"
+      # The only SageMaker permissions: invoke this one endpoint, and describe it for GET /health.
+      Sid      = "InvokeAndDescribeEndpoint"
       Effect   = "Allow"
-      Action   = ["sagemaker:InvokeEndpoint"]
+      Action   = ["sagemaker:DescribeEndpoint", "sagemaker:InvokeEndpoint"]
       Resource = [local.endpoint_arn]
     },
     {

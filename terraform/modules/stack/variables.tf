@@ -158,7 +158,7 @@ variable "azs" {
 }
 
 variable "lambda_in_vpc" {
-  description = "Attach the API's Lambda to the private subnets (with its own security group). Off by default: it needs only IAM-authenticated sagemaker:InvokeEndpoint, and URL mode fetches from the internet, which needs enable_nat_gateway = true inside the VPC."
+  description = "Attach the API's Lambda to the private subnets (with its own security group). Off by default: it needs only IAM-authenticated sagemaker:InvokeEndpoint and DescribeEndpoint, and URL mode fetches from the internet, which needs enable_nat_gateway = true inside the VPC."
   type        = bool
   default     = false
 }

@@ -3,13 +3,15 @@
 Handler: `inference_lambda.app.handler`. Logger, metrics, resolver and the SageMaker runtime client live at
 module level so one execution environment reuses them across invocations. The client is a plain
 `boto3.client("sagemaker-runtime")`: locally the front sets AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME, so nothing
-here knows whether it runs on AWS.
+here knows whether it runs on AWS. GET /health asks a plain `boto3.client("sagemaker")` (DescribeEndpoint),
+which the front points at its own stand-in with AWS_ENDPOINT_URL_SAGEMAKER.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import re
 import time
@@ -26,6 +28,7 @@ from botocore.config import Config
 
 from . import __version__, _contract
 from .endpoint import EndpointCaller, wrap_unmodeled_errors
+from .endpoint_status import NOT_FOUND, UNKNOWN, UNREACHABLE, EndpointStatusCache
 from .errors import ApiError
 from .predict_request import Limits, PredictRequest, parse_predict_request, single_query_values
 from .settings import Settings
@@ -50,6 +53,26 @@ sagemaker_runtime = boto3.client(
     ),
 )
 sagemaker_runtime.meta.events.register("after-call.sagemaker-runtime.InvokeEndpoint", wrap_unmodeled_errors)
+
+# A health check must answer fast even when the control plane does not: short timeouts, one attempt.
+DESCRIBE_ENDPOINT_READ_TIMEOUT_SECONDS = 3.0
+
+
+def _control_plane_client() -> Any:
+    return boto3.client(
+        "sagemaker",
+        config=Config(
+            connect_timeout=settings.endpoint_connect_timeout_seconds,
+            read_timeout=DESCRIBE_ENDPOINT_READ_TIMEOUT_SECONDS,
+            retries={"total_max_attempts": 1},
+        ),
+    )
+
+
+endpoint_status = EndpointStatusCache(
+    _control_plane_client, settings.endpoint_name, ttl_seconds=settings.endpoint_status_cache_seconds
+)
+endpoint_status.watch_invocations(sagemaker_runtime)
 
 endpoint = EndpointCaller(
     sagemaker_runtime,
@@ -168,19 +191,50 @@ def predict() -> Response:
 @app.get(
     "/health",
     operation_id="health",
-    summary="The function is up; names the endpoint it fronts. Does not call the endpoint.",
-    responses=_json_200("Up.", "Health"),
+    summary=(
+        "The function is up and its SageMaker endpoint takes invocations (DescribeEndpoint, cached per execution "
+        "environment for ENDPOINT_STATUS_CACHE_SECONDS)."
+    ),
+    responses={
+        **_json_200("Up, and the endpoint is in service (or updating, which keeps serving).", "Health"),
+        503: {
+            "description": "The endpoint is not in service: endpoint_unavailable, with the endpoint's status.",
+            "headers": {
+                "Retry-After": {"description": "Seconds until the status is asked again.", "schema": {"type": "integer"}}
+            },
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HealthUnavailable"}}},
+        },
+    },
 )
 def health() -> Response:
+    state = endpoint_status.current()
+    described = {"name": state.name, "status": state.status}
+    if not state.serving:
+        logger.info("Endpoint not serving", extra={"endpoint_status": state.status, "reason": state.reason})
+        raise ApiError(
+            "endpoint_unavailable",
+            _NOT_SERVING_MESSAGES.get(state.status, f"The model endpoint is {state.status}, not in service."),
+            headers={"Retry-After": str(math.ceil(endpoint_status.ttl_seconds)), "Cache-Control": "no-store"},
+            extra={"endpoint": described},
+        )
     return _json_response(
         200,
         {
             "status": "ok",
             "endpoint_name": settings.endpoint_name,
+            "endpoint": described,
             "version": __version__,
             "request_id": _request_id(),
         },
+        extra_headers={"Cache-Control": "no-store"},
     )
+
+
+_NOT_SERVING_MESSAGES = {
+    UNREACHABLE: "The model endpoint cannot be reached.",
+    NOT_FOUND: "The model endpoint does not exist.",
+    UNKNOWN: "The model endpoint's state cannot be read; retry later.",
+}
 
 
 @app.get(
@@ -342,7 +396,7 @@ def _json_response(status: int, body: dict[str, Any], extra_headers: dict[str, s
 
 
 def _error_response(error: ApiError) -> Response:
-    body = {"error": {"code": error.code, "message": error.message}, "request_id": _request_id()}
+    body = {"error": {"code": error.code, "message": error.message}, **error.extra, "request_id": _request_id()}
     return _json_response(error.status, body, extra_headers=error.headers)
 
 

@@ -13,10 +13,19 @@ from ._contract import ERROR_CODES
 class ApiError(Exception):
     """A failure the client is told about: a stable code, its HTTP status and a message safe to show.
 
-    The message must never contain stack traces, AWS account ids, ARNs or the Lambda context.
+    The message must never contain stack traces, AWS account ids, ARNs or the Lambda context. `extra` adds
+    top-level members to the error body beside "error" (GET /health's "endpoint"), under the same rule.
     """
 
-    def __init__(self, code: str, message: str, *, status: int | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, object] | None = None,
+    ):
         if code not in ERROR_CODES and status is None:
             raise ValueError(f"unknown error code {code!r}")
         super().__init__(message)
@@ -24,6 +33,7 @@ class ApiError(Exception):
         self.message = message
         self.status = status if status is not None else ERROR_CODES[code]
         self.headers = headers or {}
+        self.extra = extra or {}
 
     def __repr__(self) -> str:
         return f"ApiError({self.status} {self.code}: {self.message})"

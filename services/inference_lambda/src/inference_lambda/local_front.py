@@ -11,8 +11,10 @@ start). Powertools' resolver, logger and metrics keep per-event state at module 
 not be a faithful stand-in.
 
 Before any worker imports the handler, the environment points boto3's `sagemaker-runtime` client at the
-local endpoint server through AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME, with dummy credentials and a region:
-the handler has no local-only code path.
+local endpoint server through AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME, and its `sagemaker` client (GET /health's
+DescribeEndpoint) at a stand-in control plane in this process (local_control_plane.py, which asks the endpoint
+server's GET /ping) through AWS_ENDPOINT_URL_SAGEMAKER, with dummy credentials and a region: the handler has
+no local-only code path.
 """
 
 from __future__ import annotations
@@ -403,9 +405,15 @@ def create_app(
 
 
 def configure_environment(
-    *, endpoint_url: str, endpoint_name: str, region: str, environ: MutableMapping[str, str] = os.environ
+    *,
+    endpoint_url: str,
+    endpoint_name: str,
+    region: str,
+    control_plane_url: str = "",
+    environ: MutableMapping[str, str] = os.environ,
 ) -> None:
-    """Point the handler's plain boto3 client at a local endpoint server (must run before the handler import)."""
+    """Point the handler's plain boto3 clients at a local endpoint server and control plane (must run before the
+    handler import)."""
     environ["ENDPOINT_NAME"] = endpoint_name
     environ.setdefault("AWS_REGION", region)
     environ.setdefault("AWS_DEFAULT_REGION", environ["AWS_REGION"])
@@ -413,6 +421,8 @@ def configure_environment(
     if not endpoint_url:
         return  # the real SageMaker runtime, with whatever AWS credentials this shell has
     environ["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = endpoint_url
+    if control_plane_url:
+        environ["AWS_ENDPOINT_URL_SAGEMAKER"] = control_plane_url
     environ.pop("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", None)
     # The local server does not check signatures, but botocore signs every request: give it dummy keys so it
     # never reads a real profile or the instance metadata service.
@@ -481,7 +491,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers < 1:
         print("dogapi-local: --workers must be at least 1", file=sys.stderr)
         return 2
-    configure_environment(endpoint_url=args.endpoint_url, endpoint_name=args.endpoint_name, region=args.region)
+    control_plane = None
+    if args.endpoint_url:
+        from .local_control_plane import LocalControlPlane
+
+        region = os.environ.get("AWS_REGION") or args.region
+        control_plane = LocalControlPlane(args.endpoint_url, args.endpoint_name, region=region).start()
+    try:
+        return _serve(args, control_plane.url if control_plane else "")
+    finally:
+        if control_plane is not None:
+            control_plane.close()
+
+
+def _serve(args: argparse.Namespace, control_plane_url: str) -> int:
+    configure_environment(
+        endpoint_url=args.endpoint_url,
+        endpoint_name=args.endpoint_name,
+        region=args.region,
+        control_plane_url=control_plane_url,
+    )
 
     from .settings import ConfigError, Settings
 

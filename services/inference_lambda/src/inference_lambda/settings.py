@@ -31,6 +31,8 @@ class Settings:
     endpoint_connect_timeout_seconds: float = 2.0
     endpoint_max_attempts: int = 3
     endpoint_max_payload_bytes: int = SAGEMAKER_MAX_PAYLOAD_BYTES
+    # How long GET /health reuses a DescribeEndpoint answer (per execution environment).
+    endpoint_status_cache_seconds: float = 10.0
     # 4 MiB base64-encodes to 5.6 MB: it must fit both Lambda's 6 MB request payload (a raw upload arrives
     # base64-encoded in the event) and SageMaker's 6 MB invoke limit (the image goes to the endpoint as base64 JSON).
     # The defaults of the shared limits come from contracts/api.json (the generated _contract.py).
@@ -62,6 +64,9 @@ class Settings:
             endpoint_max_attempts=reader.integer("ENDPOINT_MAX_ATTEMPTS", cls.endpoint_max_attempts, minimum=1),
             endpoint_max_payload_bytes=reader.integer(
                 "ENDPOINT_MAX_PAYLOAD_BYTES", cls.endpoint_max_payload_bytes, minimum=1
+            ),
+            endpoint_status_cache_seconds=reader.number(
+                "ENDPOINT_STATUS_CACHE_SECONDS", cls.endpoint_status_cache_seconds
             ),
             max_image_bytes=reader.integer("MAX_IMAGE_BYTES", cls.max_image_bytes, minimum=1),
             max_batch_images=reader.integer("MAX_BATCH_IMAGES", cls.max_batch_images, minimum=1),

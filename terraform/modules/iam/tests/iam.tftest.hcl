@@ -22,17 +22,18 @@ run "lambda_may_invoke_only_its_endpoint" {
   command = apply
 
   assert {
-    # Every statement that grants any sagemaker action grants exactly InvokeEndpoint on this endpoint.
+    # Every statement that grants any sagemaker action grants exactly InvokeEndpoint and DescribeEndpoint
+    # (GET /health) on this endpoint.
     condition = [
       for statement in jsondecode(aws_iam_role_policy.lambda.policy).Statement : {
         actions   = statement.Action
         resources = statement.Resource
       } if anytrue([for action in statement.Action : startswith(action, "sagemaker:")])
       ] == [{
-        actions   = ["sagemaker:InvokeEndpoint"]
+        actions   = ["sagemaker:DescribeEndpoint", "sagemaker:InvokeEndpoint"]
         resources = ["arn:aws:sagemaker:eu-west-1:123456789012:endpoint/unit-endpoint"]
     }]
-    error_message = "The Lambda policy must allow sagemaker:InvokeEndpoint on this endpoint's ARN (lower case) and no other sagemaker action."
+    error_message = "The Lambda policy must allow sagemaker:InvokeEndpoint and sagemaker:DescribeEndpoint on this endpoint's ARN (lower case) and no other sagemaker action."
   }
 
   assert {
